@@ -1,0 +1,1 @@
+"""Conduit's shared package: contracts, settings, key layout, logging and database models."""

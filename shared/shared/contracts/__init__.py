@@ -1,0 +1,1 @@
+"""Message contracts shared by every service: msgspec Structs, versioned, evolved additively."""

@@ -1,0 +1,12 @@
+"""JSON encoding and decoding of every contract; one encoder, one decoder per message family."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.contracts.events import JobEvent
+from shared.contracts.jobs import JobEnvelope
+
+encoder = msgspec.json.Encoder()
+event_decoder: msgspec.json.Decoder[JobEvent] = msgspec.json.Decoder(JobEvent)
+envelope_decoder = msgspec.json.Decoder(JobEnvelope)

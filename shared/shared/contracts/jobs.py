@@ -1,0 +1,68 @@
+"""Jobs: what a client submits, what travels on a queue's stream, and what a client reads back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+JobState = Literal["queued", "active", "retrying", "completed", "dead", "cancelled"]
+FINISHED_STATES: frozenset[JobState] = frozenset({"completed", "dead", "cancelled"})
+
+
+class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/jobs`."""
+
+    type: Annotated[str, msgspec.Meta(max_length=100)]
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    queue: str | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=25)] | None = None
+
+
+
+class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to an accepted job."""
+
+    id: str
+
+
+class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    """One job on a queue's stream: routing and bookkeeping apart from the payload."""
+
+    v: int = 1
+    id: str
+    type: str
+    queue: str
+    owner: str
+    attempt: int = 1
+    max_attempts: int
+    enqueued_at_ms: int
+    trace: dict[str, str] = msgspec.field(default_factory=dict)
+    payload: msgspec.Raw
+
+
+class AttemptError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why one attempt failed: a message fit for the owner, the detail for admins."""
+
+    attempt: int
+    message: str
+    detail: str = ""
+    at_ms: int
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as `GET /v1/jobs/{id}` shows it."""
+
+    id: str
+    type: str
+    queue: str
+    owner: str
+    state: JobState
+    attempt: int
+    max_attempts: int
+    progress: float | None = None
+    result: Any = None
+    errors: tuple[AttemptError, ...] = ()
+    created_at_ms: int
+    started_at_ms: int | None = None
+    finished_at_ms: int | None = None

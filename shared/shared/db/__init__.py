@@ -1,0 +1,1 @@
+"""PostgreSQL models and sessions."""

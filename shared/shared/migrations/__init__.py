@@ -1,0 +1,1 @@
+"""Alembic migrations of Conduit's PostgreSQL schema."""

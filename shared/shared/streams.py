@@ -1,0 +1,63 @@
+"""Every Redis key, stream, group and room name Conduit uses, in one place.
+
+All keys of one queue share the hash tag `{queue}`, so every Lua script touches one Redis Cluster
+slot and queues are the unit of scale-out across shards.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PREFIX = "conduit"
+WORKER_GROUP = "workers"
+# The stream field that carries an encoded message; FastStream reads this field as the body.
+DATA_FIELD = "__data__"
+
+
+class QueueKeys(msgspec.Struct, frozen=True):
+    """The keys of one queue."""
+
+    queue: str
+
+    @property
+    def tag(self) -> str:
+        """`conduit:{queue}`: the hash-tagged stem of every key of this queue."""
+        return f"{PREFIX}:{{{self.queue}}}"
+
+    @property
+    def stream(self) -> str:
+        """Jobs ready to run, read by the worker group."""
+        return f"{self.tag}:stream"
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set of job ids waiting for a retry or a due time, scored by due ms."""
+        return f"{self.tag}:delayed"
+
+    @property
+    def dead(self) -> str:
+        """Dead-letter stream: jobs whose attempts ran out or that could not be run."""
+        return f"{self.tag}:dead"
+
+    @property
+    def events(self) -> str:
+        """Lifecycle events of this queue's jobs, read by the notifiers."""
+        return f"{self.tag}:events"
+
+    def job(self, job_id: str) -> str:
+        """Hash holding one job's record."""
+        return f"{self.tag}:job:{job_id}"
+
+    def idempotency(self, owner: str, key: str) -> str:
+        """Maps an owner's Idempotency-Key to the job it created."""
+        return f"{self.tag}:idem:{owner}:{key}"
+
+
+def user_room(sub: str) -> str:
+    """The room of one user's connections."""
+    return f"user:{sub}"
+
+
+def role_room(role: str) -> str:
+    """The room of every connection with this role."""
+    return f"role:{role}"
