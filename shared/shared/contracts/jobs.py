@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 JobState = Literal["queued", "active", "retrying", "completed", "dead", "cancelled"]
+# One first attempt and three retries: the default schedule waits 10 s, 60 s and 5 min.
+DEFAULT_MAX_ATTEMPTS = 4
 FINISHED_STATES: frozenset[JobState] = frozenset({"completed", "dead", "cancelled"})
 
 
@@ -19,15 +21,27 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=25)] | None = None
 
 
-
 class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):
     """The answer to an accepted job."""
 
     id: str
 
 
+class AttemptError(msgspec.Struct, frozen=True, kw_only=True):
+    """Why one attempt failed: a message fit for the owner, the detail for admins."""
+
+    attempt: int
+    message: str
+    detail: str = ""
+    at_ms: int
+
+
 class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
-    """One job on a queue's stream: routing and bookkeeping apart from the payload."""
+    """One job on a queue's stream: routing and bookkeeping apart from the payload.
+
+    A retry re-enqueues the envelope with the next attempt number and the errors so far, so a
+    worker holds a job's whole history without reading it back.
+    """
 
     v: int = 1
     id: str
@@ -37,16 +51,20 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 1
     max_attempts: int
     enqueued_at_ms: int
+    errors: tuple[AttemptError, ...] = ()
     trace: dict[str, str] = msgspec.field(default_factory=dict)
     payload: msgspec.Raw
 
 
-class AttemptError(msgspec.Struct, frozen=True, kw_only=True):
-    """Why one attempt failed: a message fit for the owner, the detail for admins."""
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry of a dead-letter stream: the job (or the raw entry), why, and its history."""
 
-    attempt: int
-    message: str
-    detail: str = ""
+    v: int = 1
+    reason: str
+    job: JobEnvelope | None = None
+    raw: str | None = None
+    source_entry: str
+    errors: tuple[AttemptError, ...] = ()
     at_ms: int
 
 

@@ -1,0 +1,60 @@
+"""The gateway's composition root: settings, Redis, auth, routes, metrics and errors."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import Redis
+from shared.jobstore import JobStore
+from shared.settings import JwtSettings, QueueSettings, RedisSettings
+
+from gateway.auth import create_jwt_auth
+from gateway.jobs import JobController
+from gateway.probes import livez, readyz
+from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
+
+MAX_BODY_BYTES = 1_048_576
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the gateway reads from the environment."""
+
+    redis: RedisSettings
+    queues: QueueSettings
+    jwt: JwtSettings
+
+
+class MetricsController(PrometheusController):
+    """`/metrics` in the Prometheus text format, public."""
+
+    path = "/metrics"
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the gateway; the Redis client opens lazily and closes at shutdown."""
+    redis = Redis.from_url(settings.redis.url)
+    store = JobStore(redis)
+
+    async def close_redis() -> None:
+        await redis.aclose()
+
+    return Litestar(
+        route_handlers=[JobController, livez, readyz, MetricsController],
+        dependencies={
+            "redis": Provide(lambda: redis, sync_to_thread=False),
+            "store": Provide(lambda: store, sync_to_thread=False),
+            "queues": Provide(lambda: settings.queues, sync_to_thread=False),
+        },
+        on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
+        plugins=[problem_details_plugin()],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[PrometheusConfig(app_name="gateway", prefix="conduit_gateway").middleware],
+        openapi_config=OpenAPIConfig(title="Conduit gateway", version="1", path="/schema"),
+        on_shutdown=[close_redis],
+        # Logging is configured once per process, as JSON, by shared.logging.
+        logging_config=None,
+        request_max_body_size=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,1 @@
+"""Job handlers shipped with Conduit."""

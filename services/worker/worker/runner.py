@@ -1,0 +1,143 @@
+"""One delivery of one stream entry, from decoding to a fenced outcome.
+
+The runner never raises for a job's sake: every entry ends completed, parked for a retry or
+dead-lettered with a reason, so a bad message can neither crash the consumer nor be dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from shared.contracts.codec import envelope_decoder
+from shared.contracts.jobs import AttemptError, JobEnvelope
+from shared.jobstore import JobStore
+
+from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
+from worker.retry import RetryPolicy, retry_due_ms
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_FAILURE = "The job failed unexpectedly."
+MAX_DETAIL_CHARS = 8_000
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: the unit of every timestamp Conduit stores."""
+    return time.time_ns() // 1_000_000
+
+
+class InvalidPayloadError(PermanentJobError):
+    """The payload does not match the job type's contract."""
+
+
+class _Attempt:
+    """The JobContext a handler gets: its job id, attempt number and a fenced progress call."""
+
+    def __init__(self, store: JobStore, envelope: JobEnvelope, token: str) -> None:
+        self._store = store
+        self._envelope = envelope
+        self._token = token
+
+    @property
+    def job_id(self) -> str:
+        return self._envelope.id
+
+    @property
+    def attempt(self) -> int:
+        return self._envelope.attempt
+
+    async def progress(self, value: float, message: str = "") -> None:
+        value = min(max(value, 0.0), 1.0)
+        await self._store.progress(self._envelope, self._token, value, message, now_ms())
+
+
+class JobRunner:
+    """Runs the handler of each delivered job and records its outcome."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        registry: Registry,
+        default_retry: RetryPolicy,
+        *,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._default_retry = default_retry
+        self._clock = clock
+
+    async def run(self, queue: str, entry_id: str, body: bytes) -> None:
+        """Handle one stream entry of `queue`."""
+        try:
+            envelope = envelope_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("dead-lettering an undecodable entry", extra={"entry": entry_id})
+            raw = body.decode(errors="replace")
+            await self._store.reject(queue, entry_id, raw, f"undecodable job: {exc}", self._clock())
+            return
+        token = uuid.uuid4().hex
+        if not await self._store.start(envelope, token, self._clock()):
+            log.info("skipping a job that needs no run", extra={"job_id": envelope.id})
+            await self._store.discard(queue, entry_id)
+            return
+        try:
+            result = await self._call_handler(envelope, token)
+        except Exception as exc:
+            await self._fail(envelope, token, entry_id, exc)
+            return
+        if not await self._store.complete(envelope, token, entry_id, result, self._clock()):
+            log.warning("refused a stale attempt's completion", extra={"job_id": envelope.id})
+
+    async def _call_handler(self, envelope: JobEnvelope, token: str) -> Any:
+        job_type = self._registry.get(envelope.type)
+        if job_type is None:
+            raise UnknownJobTypeError(f"this worker runs no job type {envelope.type!r}")
+        try:
+            payload = msgspec.json.decode(envelope.payload, type=job_type.payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise InvalidPayloadError(f"invalid payload: {exc}") from exc
+        return await job_type.handler(payload, _Attempt(self._store, envelope, token))
+
+    async def _fail(self, envelope: JobEnvelope, token: str, entry_id: str, exc: Exception) -> None:
+        now = self._clock()
+        error = _describe(exc, envelope.attempt, now)
+        job_type = self._registry.get(envelope.type)
+        policy = (job_type.retry if job_type else None) or self._default_retry
+        due_ms = retry_due_ms(
+            policy,
+            failed_attempt=envelope.attempt,
+            max_attempts=envelope.max_attempts,
+            permanent=isinstance(exc, PermanentJobError | UnknownJobTypeError),
+            now_ms=now,
+        )
+        if due_ms is None:
+            log.warning(
+                "dead-lettering a job", extra={"job_id": envelope.id, "error": error.message}
+            )
+            moved = await self._store.dead_letter(envelope, token, entry_id, error, now)
+        else:
+            log.info("retrying a job", extra={"job_id": envelope.id, "attempt": envelope.attempt})
+            moved = await self._store.retry(
+                envelope, token, entry_id, error, due_ms=due_ms, now_ms=now
+            )
+        if not moved:
+            log.warning("refused a stale attempt's failure", extra={"job_id": envelope.id})
+
+
+def _describe(exc: Exception, attempt: int, at_ms: int) -> AttemptError:
+    """The owner sees a handler's own JobError message; admins see the whole traceback."""
+    known = isinstance(exc, JobError | UnknownJobTypeError)
+    detail = "".join(traceback.format_exception(exc))
+    return AttemptError(
+        attempt=attempt,
+        message=str(exc) if known else UNEXPECTED_FAILURE,
+        detail=detail[-MAX_DETAIL_CHARS:],
+        at_ms=at_ms,
+    )

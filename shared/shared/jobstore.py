@@ -1,0 +1,318 @@
+"""The Redis job store: every job state change is one Lua script, with its event, atomically.
+
+This module owns the Lua scripts (in `lua/`) and the record layout of a job hash. Every change
+that moves a job also writes its lifecycle event in the same script, so no crash can leave a job
+moved without its event, or an event without its move. Completion, retry, progress and dead-letter
+are fenced by the attempt's token: a late answer from an attempt that was reclaimed is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
+
+from shared.contracts.codec import encoder
+from shared.contracts.events import (
+    ErrorInfo,
+    JobCompleted,
+    JobDeadLettered,
+    JobProgressed,
+    JobQueued,
+    JobRetrying,
+    JobStarted,
+)
+from shared.contracts.jobs import AttemptError, DeadLetter, JobEnvelope, JobState, JobView
+from shared.streams import DATA_FIELD, WORKER_GROUP, QueueKeys, role_room, user_room
+
+_SCRIPTS = ("enqueue", "start", "progress", "complete", "retry", "dead_letter", "reject", "promote")
+_errors_decoder = msgspec.json.Decoder(tuple[AttemptError, ...])
+
+
+class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Retention and history bounds of the job store."""
+
+    completed_ttl_s: int = 24 * 3600
+    failed_ttl_s: int = 7 * 24 * 3600
+    events_maxlen: int = 100_000
+    idempotency_ttl_s: int = 24 * 3600
+
+
+def event_rooms(owner: str) -> tuple[str, ...]:
+    """Where a job's events go: its owner, and every admin."""
+    return (user_room(owner), role_room("ADMIN"))
+
+
+class JobStore:
+    """Reads and moves jobs in Redis."""
+
+    def __init__(self, redis: Redis, settings: StoreSettings | None = None) -> None:
+        self._redis = redis
+        self._settings = settings or StoreSettings()
+        lua = files("shared") / "lua"
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script((lua / f"{name}.lua").read_text()) for name in _SCRIPTS
+        }
+
+    async def ensure_group(self, queue: str) -> None:
+        """Create the worker group at id 0, so entries written before it existed are read too."""
+        try:
+            await self._redis.xgroup_create(
+                QueueKeys(queue).stream, WORKER_GROUP, id="0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(
+        self, envelope: JobEnvelope, *, idempotency_key: str | None = None
+    ) -> tuple[str, bool]:
+        """Store and queue a job; returns its id and whether it is new (False: a repeated key)."""
+        keys = QueueKeys(envelope.queue)
+        job_key = keys.job(envelope.id)
+        idem_key = keys.idempotency(envelope.owner, idempotency_key) if idempotency_key else job_key
+        queued = JobQueued(**self._event_base(envelope, envelope.enqueued_at_ms))
+        record: dict[str, str | int] = {
+            "id": envelope.id,
+            "type": envelope.type,
+            "queue": envelope.queue,
+            "owner": envelope.owner,
+            "state": "queued",
+            "attempt": 0,
+            "max_attempts": envelope.max_attempts,
+            "created_ms": envelope.enqueued_at_ms,
+        }
+        job_id, created = await self._scripts["enqueue"](
+            keys=[job_key, keys.stream, keys.events, idem_key],
+            args=[
+                envelope.id,
+                encoder.encode(envelope),
+                encoder.encode(queued),
+                self._settings.idempotency_ttl_s if idempotency_key else 0,
+                self._settings.events_maxlen,
+                DATA_FIELD,
+                *[part for pair in record.items() for part in pair],
+            ],
+        )
+        return _text(job_id), bool(created)
+
+    async def get(self, queues: Sequence[str], job_id: str) -> JobView | None:
+        """The job with this id on any of these queues, or None."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hgetall(QueueKeys(queue).job(job_id))
+            found: list[dict[bytes, bytes]] = await pipe.execute()
+        for record in found:
+            if record.get(b"state"):
+                return _view(record)
+        return None
+
+    async def start(self, envelope: JobEnvelope, token: str, now_ms: int) -> bool:
+        """Begin an attempt under `token`; False when the job was cancelled or already finished."""
+        keys = QueueKeys(envelope.queue)
+        started = JobStarted(**self._event_base(envelope, now_ms), attempt=envelope.attempt)
+        return bool(
+            await self._scripts["start"](
+                keys=[keys.job(envelope.id), keys.events],
+                args=[
+                    token,
+                    envelope.attempt,
+                    now_ms,
+                    encoder.encode(started),
+                    self._settings.events_maxlen,
+                    DATA_FIELD,
+                ],
+            )
+        )
+
+    async def progress(
+        self, envelope: JobEnvelope, token: str, value: float, message: str, now_ms: int
+    ) -> bool:
+        """Record progress of the attempt holding `token`; False when that attempt is stale."""
+        keys = QueueKeys(envelope.queue)
+        event = JobProgressed(
+            **self._event_base(envelope, now_ms),
+            attempt=envelope.attempt,
+            progress=value,
+            message=message,
+        )
+        return bool(
+            await self._scripts["progress"](
+                keys=[keys.job(envelope.id), keys.events],
+                args=[
+                    token,
+                    value,
+                    encoder.encode(event),
+                    self._settings.events_maxlen,
+                    DATA_FIELD,
+                ],
+            )
+        )
+
+    async def complete(
+        self, envelope: JobEnvelope, token: str, entry_id: str, result: Any, now_ms: int
+    ) -> bool:
+        """Commit a successful attempt; False when the attempt is stale (nothing is written)."""
+        keys = QueueKeys(envelope.queue)
+        event = JobCompleted(
+            **self._event_base(envelope, now_ms), attempt=envelope.attempt, result=result
+        )
+        return bool(
+            await self._scripts["complete"](
+                keys=[keys.job(envelope.id), keys.stream, keys.events],
+                args=[
+                    token,
+                    entry_id,
+                    WORKER_GROUP,
+                    now_ms,
+                    encoder.encode(result),
+                    encoder.encode(event),
+                    self._settings.completed_ttl_s,
+                    self._settings.events_maxlen,
+                    DATA_FIELD,
+                ],
+            )
+        )
+
+    async def retry(
+        self,
+        envelope: JobEnvelope,
+        token: str,
+        entry_id: str,
+        error: AttemptError,
+        *,
+        due_ms: int,
+        now_ms: int,
+    ) -> bool:
+        """Park a failed attempt's job until `due_ms`, as its next attempt; False when stale."""
+        keys = QueueKeys(envelope.queue)
+        errors = (*envelope.errors, error)
+        following = msgspec.structs.replace(envelope, attempt=envelope.attempt + 1, errors=errors)
+        event = JobRetrying(
+            **self._event_base(envelope, now_ms),
+            attempt=envelope.attempt,
+            retry_at_ms=due_ms,
+            error=ErrorInfo(message=error.message, detail=error.detail),
+        )
+        return bool(
+            await self._scripts["retry"](
+                keys=[keys.job(envelope.id), keys.stream, keys.delayed, keys.events],
+                args=[
+                    token,
+                    entry_id,
+                    WORKER_GROUP,
+                    due_ms,
+                    encoder.encode(errors),
+                    encoder.encode(following),
+                    encoder.encode(event),
+                    self._settings.events_maxlen,
+                    DATA_FIELD,
+                    envelope.id,
+                ],
+            )
+        )
+
+    async def dead_letter(
+        self, envelope: JobEnvelope, token: str, entry_id: str, error: AttemptError, now_ms: int
+    ) -> bool:
+        """Move a job whose last attempt failed to the dead letters; False when stale."""
+        keys = QueueKeys(envelope.queue)
+        errors = (*envelope.errors, error)
+        letter = DeadLetter(
+            reason=error.message, job=envelope, source_entry=entry_id, errors=errors, at_ms=now_ms
+        )
+        event = JobDeadLettered(
+            **self._event_base(envelope, now_ms),
+            attempt=envelope.attempt,
+            error=ErrorInfo(message=error.message, detail=error.detail),
+        )
+        return bool(
+            await self._scripts["dead_letter"](
+                keys=[keys.job(envelope.id), keys.stream, keys.dead, keys.events],
+                args=[
+                    token,
+                    entry_id,
+                    WORKER_GROUP,
+                    now_ms,
+                    encoder.encode(errors),
+                    encoder.encode(letter),
+                    encoder.encode(event),
+                    self._settings.failed_ttl_s,
+                    self._settings.events_maxlen,
+                    DATA_FIELD,
+                ],
+            )
+        )
+
+    async def reject(self, queue: str, entry_id: str, raw: str, reason: str, now_ms: int) -> None:
+        """Dead-letter a stream entry that cannot be run at all, with the reason, and ack it."""
+        keys = QueueKeys(queue)
+        letter = DeadLetter(reason=reason, raw=raw, source_entry=entry_id, at_ms=now_ms)
+        await self._scripts["reject"](
+            keys=[keys.stream, keys.dead],
+            args=[entry_id, WORKER_GROUP, encoder.encode(letter), DATA_FIELD],
+        )
+
+    async def discard(self, queue: str, entry_id: str) -> None:
+        """Ack and drop an entry whose job needs no run: cancelled or already finished."""
+        stream = QueueKeys(queue).stream
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, WORKER_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+
+    async def promote_due(self, queue: str, now_ms: int, batch: int = 500) -> int:
+        """Move up to `batch` delayed jobs that are due onto the stream; returns how many moved."""
+        keys = QueueKeys(queue)
+        moved = await self._scripts["promote"](
+            keys=[keys.delayed, keys.stream],
+            args=[now_ms, batch, keys.job(""), DATA_FIELD],
+        )
+        return int(moved)
+
+    @staticmethod
+    def _event_base(envelope: JobEnvelope, at_ms: int) -> dict[str, Any]:
+        return {
+            "job_id": envelope.id,
+            "type": envelope.type,
+            "queue": envelope.queue,
+            "owner": envelope.owner,
+            "rooms": event_rooms(envelope.owner),
+            "at_ms": at_ms,
+        }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _optional_int(record: dict[bytes, bytes], field: bytes) -> int | None:
+    value = record.get(field)
+    return int(value) if value else None
+
+
+def _view(record: dict[bytes, bytes]) -> JobView:
+    state: JobState = _text(record[b"state"])  # type: ignore[assignment]
+    progress = record.get(b"progress")
+    result = record.get(b"result")
+    errors = record.get(b"errors")
+    return JobView(
+        id=_text(record[b"id"]),
+        type=_text(record[b"type"]),
+        queue=_text(record[b"queue"]),
+        owner=_text(record[b"owner"]),
+        state=state,
+        attempt=int(record[b"attempt"]),
+        max_attempts=int(record[b"max_attempts"]),
+        progress=float(progress) if progress else None,
+        result=msgspec.json.decode(result) if result else None,
+        errors=_errors_decoder.decode(errors) if errors else (),
+        created_at_ms=int(record[b"created_ms"]),
+        started_at_ms=_optional_int(record, b"started_ms"),
+        finished_at_ms=_optional_int(record, b"finished_ms"),
+    )

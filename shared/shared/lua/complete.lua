@@ -1,0 +1,13 @@
+-- Finish an attempt with success: store the result, ack the entry, emit `job.completed`.
+-- Refused (0) when the token is not the current attempt's: a reclaimed attempt cannot commit.
+-- KEYS: job hash, stream, events
+-- ARGV: token, entry id, group, now ms, result, completed event, ttl s, events maxlen, data field
+local job, stream, events = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('HGET', job, 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', job, 'state', 'completed', 'result', ARGV[5], 'finished_ms', ARGV[4])
+redis.call('HDEL', job, 'token', 'envelope')
+redis.call('EXPIRE', job, ARGV[7])
+redis.call('XACK', stream, ARGV[3], ARGV[2])
+redis.call('XDEL', stream, ARGV[2])
+redis.call('XADD', events, 'MAXLEN', '~', ARGV[8], '*', ARGV[9], ARGV[6])
+return 1

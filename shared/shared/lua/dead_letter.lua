@@ -1,0 +1,15 @@
+-- Fail an attempt for good: copy the job with its error history to the dead-letter stream, ack
+-- the entry, emit `job.dead_lettered`. Refused (0) for a stale token.
+-- KEYS: job hash, stream, dead-letter stream, events
+-- ARGV: token, entry id, group, now ms, errors, dead letter, dead event, ttl s, events maxlen,
+--       data field
+local job, stream, dead, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('HGET', job, 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', job, 'state', 'dead', 'errors', ARGV[5], 'finished_ms', ARGV[4])
+redis.call('HDEL', job, 'token')
+redis.call('EXPIRE', job, ARGV[8])
+redis.call('XADD', dead, '*', ARGV[10], ARGV[6])
+redis.call('XACK', stream, ARGV[3], ARGV[2])
+redis.call('XDEL', stream, ARGV[2])
+redis.call('XADD', events, 'MAXLEN', '~', ARGV[9], '*', ARGV[10], ARGV[7])
+return 1
