@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter, JSONBody, PathParameter
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_202_ACCEPTED
 from shared.contracts.commands import JOB_PAYLOADS
@@ -27,8 +28,8 @@ from gateway.problems import problem
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         max_length=200,
         description="Repeating a POST with the same key returns the first job.",
     ),
@@ -45,9 +46,9 @@ class JobController(Controller):
     async def submit(
         self,
         request: Request[Principal, Token, Any],
-        data: JobSubmission,
-        store: JobStore,
-        queues: QueueSettings,
+        data: JSONBody[JobSubmission],
+        store: NamedDependency[JobStore],
+        queues: NamedDependency[QueueSettings],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobAccepted]:
         """Validate the job against its type's contract and queue it; 202 with its id."""
@@ -80,9 +81,9 @@ class JobController(Controller):
     async def read(
         self,
         request: Request[Principal, Token, Any],
-        job_id: Annotated[str, Parameter(max_length=100)],
-        store: JobStore,
-        queues: QueueSettings,
+        job_id: Annotated[str, PathParameter(max_length=100)],
+        store: NamedDependency[JobStore],
+        queues: NamedDependency[QueueSettings],
     ) -> JobView:
         """The job's state, attempts, progress, result and errors (details for admins only)."""
         view = await store.get(queues.names, job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -16,7 +17,7 @@ def livez() -> dict[str, str]:
 
 
 @get("/readyz", summary="Readiness", include_in_schema=False)
-async def readyz(redis: Redis) -> Response[dict[str, str]]:
+async def readyz(redis: NamedDependency[Redis]) -> Response[dict[str, str]]:
     """Ready when Redis answers: without it no job can be accepted."""
     try:
         await redis.ping()

@@ -1,0 +1,229 @@
+"""`/v1/jobs` against a real Redis: auth, validation as problem+json, enqueue and read back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from devstack.tokens import TokenFactory
+from gateway.app import Settings, create_app
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from shared.contracts.codec import envelope_decoder
+from shared.settings import JwtSettings, QueueSettings, RedisSettings
+from shared.streams import QueueKeys
+
+from tests.streams import stream_entries
+
+PROBLEM = "application/problem+json"
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture
+async def client(redis_url: str, jwt_secret: str) -> AsyncIterator[Client]:
+    settings = Settings(
+        redis=RedisSettings(url=redis_url),
+        queues=QueueSettings(names=("default", "reports")),
+        jwt=JwtSettings(secret=jwt_secret),
+    )
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_valid_job_is_accepted_and_lands_on_its_queues_stream(
+    client: Client,
+    redis: Redis,
+    make_token: TokenFactory,
+) -> None:
+    answer = await client.post(
+        "/v1/jobs",
+        json={"type": "demo.echo", "payload": {"text": "hi"}},
+        headers=bearer(make_token("alice")),
+    )
+
+    assert answer.status_code == 202
+    job_id = answer.json()["id"]
+    assert answer.headers["location"] == f"/v1/jobs/{job_id}"
+    [(_entry, data)] = await stream_entries(redis, QueueKeys("default").stream)
+    envelope = envelope_decoder.decode(data)
+    assert (envelope.id, envelope.owner, envelope.type) == (job_id, "alice", "demo.echo")
+    assert bytes(envelope.payload) == b'{"text":"hi"}'
+
+
+async def test_the_owner_reads_a_queued_job(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    headers = bearer(make_token("alice"))
+    job_id = (
+        await client.post(
+            "/v1/jobs", json={"type": "demo.echo", "payload": {"text": "x"}}, headers=headers
+        )
+    ).json()["id"]
+
+    answer = await client.get(f"/v1/jobs/{job_id}", headers=headers)
+
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["id"], body["state"], body["owner"], body["attempt"]) == (
+        job_id,
+        "queued",
+        "alice",
+        0,
+    )
+
+
+async def test_another_user_is_forbidden_and_an_admin_may_read(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    job_id = (
+        await client.post(
+            "/v1/jobs",
+            json={"type": "demo.echo", "payload": {"text": "x"}},
+            headers=bearer(make_token("alice")),
+        )
+    ).json()["id"]
+
+    other = await client.get(f"/v1/jobs/{job_id}", headers=bearer(make_token("bob")))
+    admin = await client.get(f"/v1/jobs/{job_id}", headers=bearer(make_token("root", "ADMIN")))
+
+    assert other.status_code == 403
+    assert other.headers["content-type"].startswith(PROBLEM)
+    assert admin.status_code == 200
+
+
+async def test_an_unknown_job_is_404_problem(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    answer = await client.get("/v1/jobs/nope", headers=bearer(make_token("alice")))
+    assert answer.status_code == 404
+    assert answer.json()["type"] == "urn:conduit:problem:not-found"
+
+
+async def test_a_repeated_idempotency_key_returns_the_same_job(
+    client: Client,
+    redis: Redis,
+    make_token: TokenFactory,
+) -> None:
+    headers = bearer(make_token("alice")) | {"Idempotency-Key": "order-42"}
+    body = {"type": "demo.echo", "payload": {"text": "once"}}
+
+    first = await client.post("/v1/jobs", json=body, headers=headers)
+    second = await client.post("/v1/jobs", json=body, headers=headers)
+
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    assert await redis.xlen(QueueKeys("default").stream) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        ({}, "No JWT token"),
+        ({"Authorization": "Bearer not-a-jwt"}, "Invalid token"),
+    ],
+)
+async def test_a_request_without_a_valid_token_is_401_problem(
+    client: Client,
+    headers: dict[str, str],
+    detail: str,
+) -> None:
+    answer = await client.post("/v1/jobs", json={"type": "demo.echo"}, headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    assert detail in answer.json()["detail"]
+
+
+async def test_a_token_with_an_unknown_role_is_refused(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    answer = await client.get("/v1/jobs/x", headers=bearer(make_token("eve", "ROOT")))
+    assert answer.status_code == 401
+
+
+async def test_an_expired_token_is_refused(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    answer = await client.get("/v1/jobs/x", headers=bearer(make_token("alice", ttl_s=-60)))
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"type": "demo.nope", "payload": {}}, 422, "unknown job type"),
+        ({"type": "demo.echo", "payload": {"txt": "x"}}, 422, "invalid payload"),
+        ({"type": "demo.echo", "payload": {"text": 5}}, 422, "invalid payload"),
+        ({"type": "demo.echo", "payload": {"text": "x"}, "queue": "nope"}, 422, "unknown queue"),
+        ({"type": "demo.echo", "payload": {"text": "x"}, "max_attempts": 0}, 400, "Validation"),
+        ({"payload": {}}, 400, "Validation"),
+        ({"type": 7}, 400, "Validation"),
+    ],
+)
+async def test_bad_input_is_a_clear_problem_and_enqueues_nothing(
+    client: Client,
+    redis: Redis,
+    make_token: TokenFactory,
+    *,
+    body: dict[str, object],
+    status: int,
+    says: str,
+) -> None:
+    answer = await client.post("/v1/jobs", json=body, headers=bearer(make_token("alice")))
+
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    problem = answer.json()
+    assert problem["type"].startswith("urn:conduit:problem:")
+    assert says in problem["detail"]
+    assert await redis.exists(QueueKeys("default").stream) == 0
+
+
+async def test_malformed_json_is_400_problem(
+    client: Client,
+    make_token: TokenFactory,
+) -> None:
+    answer = await client.post(
+        "/v1/jobs",
+        content=b"{not json",
+        headers=bearer(make_token("alice")) | {"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_probes_metrics_and_schema_are_public(client: Client) -> None:
+    assert (await client.get("/livez")).json() == {"status": "pass"}
+    assert (await client.get("/readyz")).status_code == 200
+    assert "conduit_gateway" in (await client.get("/metrics")).text
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert "/v1/jobs" in schema["paths"]
+    assert "/v1/jobs/{job_id}" in schema["paths"]
+
+
+async def test_readyz_is_503_while_redis_is_down(jwt_secret: str) -> None:
+    settings = Settings(
+        redis=RedisSettings(url="redis://127.0.0.1:1/0"),
+        queues=QueueSettings(),
+        jwt=JwtSettings(secret=jwt_secret),
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        answer = await client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json()["status"] == "fail"

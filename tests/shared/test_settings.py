@@ -1,0 +1,45 @@
+"""Settings come from the environment, validated, with a clear error naming what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.settings import (
+    HttpSettings,
+    JwtSettings,
+    QueueSettings,
+    SettingsError,
+    from_env,
+)
+
+
+def test_fields_read_their_prefixed_variable_and_convert_types() -> None:
+    http = from_env(HttpSettings, {"HTTP_HOST": "0.0.0.0", "HTTP_PORT": "9000"})
+    assert http == HttpSettings(host="0.0.0.0", port=9000)
+
+
+def test_a_service_default_yields_to_the_environment() -> None:
+    assert from_env(HttpSettings, {}, defaults={"HTTP_PORT": "8001"}).port == 8001
+    assert from_env(HttpSettings, {"HTTP_PORT": "9"}, defaults={"HTTP_PORT": "8001"}).port == 9
+
+
+def test_queue_names_are_comma_separated_and_the_first_is_the_default() -> None:
+    queues = from_env(QueueSettings, {"QUEUE_NAMES": "emails, reports"})
+    assert queues.names == ("emails", "reports")
+    assert queues.default == "emails"
+
+
+@pytest.mark.parametrize(
+    ("kind", "env", "says"),
+    [
+        (JwtSettings, {}, "secret"),
+        (JwtSettings, {"JWT_SECRET": "short"}, "at least 32"),
+        (HttpSettings, {"HTTP_PORT": "eighty"}, "port"),
+        (QueueSettings, {"QUEUE_NAMES": "a b"}, "queue name"),
+    ],
+)
+def test_a_bad_environment_is_refused_with_the_reason(
+    kind: type[JwtSettings | HttpSettings | QueueSettings], env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError, match=says):
+        from_env(kind, env)
