@@ -7,7 +7,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from redis.asyncio import Redis
+from shared.connections import redis_client
 from shared.jobstore import JobStore
 from shared.settings import JwtSettings, QueueSettings, RedisSettings
 
@@ -35,7 +35,7 @@ class MetricsController(PrometheusController):
 
 def create_app(settings: Settings) -> Litestar:
     """Build the gateway; the Redis client opens lazily and closes at shutdown."""
-    redis = Redis.from_url(settings.redis.url)
+    redis = redis_client(settings.redis)
     store = JobStore(redis)
 
     async def close_redis() -> None:

@@ -14,8 +14,8 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from shared.connections import RETRY_ON, redis_client
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, QueueKeys
@@ -55,8 +55,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
         graceful_timeout=settings.worker.grace_s,
         middlewares=[RedisPrometheusMiddleware(registry=metrics)],
         logger=logging.getLogger("worker.broker"),
+        retry_on_error=list(RETRY_ON),
     )
-    redis = Redis.from_url(settings.redis.url)
+    redis = redis_client(settings.redis)
     store = JobStore(redis)
     runner = JobRunner(
         store,
