@@ -1,0 +1,130 @@
+"""The composition root: settings in, a Litestar app out; clients live for the app's lifespan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+
+import httpx
+from litestar import Litestar, MediaType, Response, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from health.aggregate import (
+    MEDIA_TYPE,
+    ComponentType,
+    HealthReport,
+    build_report,
+    http_status_code,
+)
+from health.probes import Check, Probe, http_livez, postgres_select, redis_ping, run_checks
+from health.settings import HealthSettings
+from shared.db.session import create_engine
+from shared.settings import DatabaseSettings, RedisSettings, SettingsError
+
+SERVICE = "health"
+CHECK_NAMES = ("redis", "postgres", "gateway", "notifier", "worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthMonitor:
+    """Runs every check and turns the results into the health document."""
+
+    checks: tuple[Check, ...]
+    timeout_s: float
+    version: str
+    started_at: float
+
+    async def report(self) -> HealthReport:
+        """Probe everything now; each probe is bounded by `timeout_s`, all run at once."""
+        results = await run_checks(self.checks, self.timeout_s)
+        return build_report(
+            results, version=self.version, uptime_s=time.monotonic() - self.started_at
+        )
+
+
+def provide_monitor(state: State) -> HealthMonitor:
+    """The monitor the lifespan put in the app's state."""
+    monitor: HealthMonitor = state.monitor
+    return monitor
+
+
+@get("/health", media_type=MEDIA_TYPE)
+async def health(monitor: NamedDependency[HealthMonitor]) -> Response[HealthReport]:
+    """Every dependency's status and latency: 200 while all critical checks pass, else 503."""
+    report = await monitor.report()
+    return Response(report, status_code=http_status_code(report.status), media_type=MEDIA_TYPE)
+
+
+@get("/livez", media_type=MediaType.JSON)
+async def livez() -> dict[str, str]:
+    """The process is alive; nothing else is checked."""
+    return {"status": "pass"}
+
+
+@get("/readyz", media_type=MediaType.JSON)
+async def readyz() -> dict[str, str]:
+    """Ready once serving: the health service reports on dependencies, it does not need them."""
+    return {"status": "pass"}
+
+
+def create_app(
+    settings: HealthSettings, redis: RedisSettings, database: DatabaseSettings
+) -> Litestar:
+    """The health service: probes built from `settings`, clients opened at startup."""
+    unknown = set(settings.optional_checks) - set(CHECK_NAMES)
+    if unknown:
+        raise SettingsError(f"HEALTH_OPTIONAL_CHECKS names unknown checks: {sorted(unknown)}")
+    timeout_s = settings.probe_timeout_s
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            # No retries inside a probe: the check reports what it sees now, within its timeout.
+            redis_client = Redis.from_url(
+                redis.url,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 0),
+            )
+            stack.push_async_callback(redis_client.aclose)
+            engine = create_engine(database)
+            stack.push_async_callback(engine.dispose)
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout_s))
+            probes: dict[str, tuple[ComponentType, Probe]] = {
+                "redis": ("datastore", redis_ping(redis_client)),
+                "postgres": ("datastore", postgres_select(engine)),
+                "gateway": ("component", http_livez(http, settings.gateway_url)),
+                "notifier": ("component", http_livez(http, settings.notifier_url)),
+                "worker": ("component", http_livez(http, settings.worker_url)),
+            }
+            app.state.monitor = HealthMonitor(
+                checks=tuple(
+                    Check(
+                        name=name,
+                        component_type=component_type,
+                        probe=probe,
+                        critical=name not in settings.optional_checks,
+                    )
+                    for name, (component_type, probe) in probes.items()
+                ),
+                timeout_s=timeout_s,
+                version=package_version("conduit-health"),
+                started_at=time.monotonic(),
+            )
+            yield
+
+    prometheus = PrometheusConfig(app_name=SERVICE, group_path=True, exclude_unhandled_paths=True)
+    return Litestar(
+        route_handlers=[health, livez, readyz, PrometheusController],
+        dependencies={"monitor": Provide(provide_monitor, sync_to_thread=False)},
+        middleware=[prometheus.middleware],
+        lifespan=[lifespan],
+    )
