@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from redis.asyncio import Redis
+
 from shared.streams import DATA_FIELD, WORKER_GROUP
 
 Entry = tuple[str, bytes]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+
 from devstack.stack import Stack
 
 pytestmark = pytest.mark.slow

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from devstack.tokens import TokenFactory
-from gateway.app import Settings, create_app
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+
+from devstack.tokens import TokenFactory
+from gateway.app import Settings, create_app
 from shared.contracts.codec import envelope_decoder
 from shared.settings import JwtSettings, QueueSettings, RedisSettings
 from shared.streams import QueueKeys
-
 from tests.streams import stream_entries
 
 PROBLEM = "application/problem+json"

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from shared.contracts.codec import (
     dead_letter_decoder,
     encoder,

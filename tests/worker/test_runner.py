@@ -8,16 +8,16 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 from redis.asyncio import Redis
+
 from shared.contracts.codec import dead_letter_decoder, encoder, event_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore
 from shared.streams import DATA_FIELD, QueueKeys
+from tests.streams import pending_count, read_group, stream_entries
 from worker.app import create_registry
 from worker.registry import JobContext, Registry
 from worker.retry import RetryPolicy
 from worker.runner import UNEXPECTED_FAILURE, JobRunner, now_ms
-
-from tests.streams import pending_count, read_group, stream_entries
 
 KEYS = QueueKeys("default")
 INSTANT = RetryPolicy(schedule_s=(0.0,))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import uvicorn
+
+from gateway.app import Settings, create_app
 from shared.logging import configure_logging
 from shared.settings import (
     HttpSettings,
@@ -14,8 +16,6 @@ from shared.settings import (
     RedisSettings,
     from_env,
 )
-
-from gateway.app import Settings, create_app
 
 
 def main() -> None:

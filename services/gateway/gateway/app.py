@@ -7,14 +7,14 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from shared.connections import redis_client
-from shared.jobstore import JobStore
-from shared.settings import JwtSettings, QueueSettings, RedisSettings
 
 from gateway.auth import create_jwt_auth
 from gateway.jobs import JobController
 from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
+from shared.connections import redis_client
+from shared.jobstore import JobStore
+from shared.settings import JwtSettings, QueueSettings, RedisSettings
 
 MAX_BODY_BYTES = 1_048_576
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import msgspec
 from litestar.connection import ASGIConnection
 from litestar.security.jwt import JWTAuth, Token
+
 from shared.settings import JwtSettings
 
 Role = Literal["USER", "ADMIN"]

@@ -12,6 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_202_ACCEPTED
+
+from gateway.auth import Principal
+from gateway.problems import problem
 from shared.contracts.commands import JOB_PAYLOADS
 from shared.contracts.jobs import (
     DEFAULT_MAX_ATTEMPTS,
@@ -22,9 +25,6 @@ from shared.contracts.jobs import (
 )
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings
-
-from gateway.auth import Principal
-from gateway.problems import problem
 
 IdempotencyKey = Annotated[
     str | None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import uvicorn
+
 from shared.logging import configure_logging
 from shared.settings import HttpSettings, LogSettings, QueueSettings, RedisSettings, from_env
-
 from worker.app import Settings, create_app
 from worker.settings import WorkerSettings
 

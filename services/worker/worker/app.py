@@ -15,11 +15,11 @@ from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.exceptions import RedisError
+
 from shared.connections import RETRY_ON, redis_client
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, QueueKeys
-
 from worker.handlers import demo
 from worker.registry import Registry
 from worker.retry import RetryPolicy

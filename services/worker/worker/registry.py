@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
-from shared.contracts.commands import JOB_PAYLOADS
 
+from shared.contracts.commands import JOB_PAYLOADS
 from worker.retry import RetryPolicy
 
 

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+
 from shared.contracts.codec import envelope_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore
-
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
 

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Sequence
 
 from redis.exceptions import RedisError
-from shared.jobstore import JobStore
 
+from shared.jobstore import JobStore
 from worker.runner import now_ms
 
 log = logging.getLogger(__name__)

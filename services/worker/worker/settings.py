@@ -7,6 +7,7 @@ import socket
 from typing import ClassVar
 
 import msgspec
+
 from shared.settings import SettingsError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from shared.contracts.commands import Echo, Fail, Sleep
-
 from worker.registry import JobContext, JobError, Registry
 from worker.retry import RetryPolicy
 
