@@ -1,0 +1,120 @@
+"""Authentication at the WebSocket handshake: a JWT in the `token` query parameter.
+
+Browsers cannot set headers on a WebSocket handshake nor read the status of a refused one, so the
+token comes in the query string and a refused client is accepted, then closed with 4401 and a
+reason it can read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar.connection import ASGIConnection, WebSocket
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.authentication import AuthenticationResult
+from litestar.security.jwt import JWTAuth, Token
+from litestar.security.jwt.middleware import JWTAuthenticationMiddleware
+
+from shared.contracts.ws import CLOSE_REASON_MAX_BYTES, CLOSE_UNAUTHORIZED, Role
+from shared.settings import JwtSettings
+
+if TYPE_CHECKING:
+    from litestar.types import Receive, Scope, Send
+
+QUERY_PARAMETER = "token"
+_TOKEN_IN_QUERY = re.compile(rf"([?&]{QUERY_PARAMETER}=)[^&\s\"']+")
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AccessToken(Token):
+    """Conduit's access token: Litestar's claims plus a required `role`."""
+
+    role: Role = field(kw_only=True)
+
+    @classmethod
+    def decode_payload(cls, *args: Any, **kwargs: Any) -> Any:
+        """Verify the JWT; a missing `iat` (Conduit requires only sub, role, exp) means now."""
+        payload = super().decode_payload(*args, **kwargs)
+        payload.setdefault("iat", int(time.time()))
+        return payload
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a connection is, as its token says."""
+
+    sub: str
+    role: Role
+
+
+async def identity_of(token: AccessToken, _: ASGIConnection[Any, Any, Any, Any]) -> Identity:
+    """The identity a verified token names; the notifier keeps no user store."""
+    return Identity(sub=token.sub, role=token.role)
+
+
+class QueryTokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware reading `?token=` and refusing WebSockets with a close code."""
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        """Verify the token in the query string."""
+        encoded = connection.query_params.get(QUERY_PARAMETER)
+        if not encoded:
+            raise NotAuthorizedException("missing token")
+        return await self.authenticate_token(encoded_token=encoded, connection=connection)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate a WebSocket before its handler runs; other scopes go the usual way."""
+        if scope["type"] != ScopeType.WEBSOCKET:
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            result = await self.authenticate_request(ASGIConnection(scope))
+        except NotAuthorizedException as exc:
+            await refuse(WebSocket(scope, receive, send), str(exc.detail))
+            return
+        scope["user"] = result.user
+        scope["auth"] = result.auth
+        await self.app(scope, receive, send)
+
+
+async def refuse(socket: WebSocket[Any, Any, Any], detail: str) -> None:
+    """Accept, then close with 4401, so that a browser can read why it was refused."""
+    logger.info("websocket refused: %s", detail)
+    reason = f"unauthorized: {detail}".encode()[:CLOSE_REASON_MAX_BYTES]
+    await socket.accept()
+    await socket.close(code=CLOSE_UNAUTHORIZED, reason=reason.decode(errors="ignore"))
+
+
+def query_token_auth(settings: JwtSettings) -> DefineMiddleware:
+    """The middleware that authenticates a WebSocket route by its `token` query parameter."""
+    auth = JWTAuth[Identity, AccessToken](
+        token_secret=settings.secret,
+        algorithm=settings.algorithm,
+        retrieve_user_handler=identity_of,
+        token_cls=AccessToken,
+        require_claims=("sub", "role", "exp"),
+        authentication_middleware_class=QueryTokenAuthenticationMiddleware,
+    )
+    return auth.middleware
+
+
+class TokenRedactingFilter(logging.Filter):
+    """Blanks `token=` query values in log records: the server logs each handshake's URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message when it carries a token; never drop a record."""
+        message = record.getMessage()
+        redacted = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

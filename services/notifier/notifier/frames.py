@@ -1,0 +1,47 @@
+"""How one job event becomes the text frames its recipients get: one for users, one for admins."""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.contracts.codec import encoder
+from shared.contracts.events import ErrorInfo, JobDeadLettered, JobEvent, JobRetrying
+from shared.contracts.ws import EventPush
+
+
+def for_users(event: JobEvent) -> JobEvent:
+    """The event without the error detail that only admins may see."""
+    if isinstance(event, JobRetrying | JobDeadLettered) and event.error.detail:
+        return msgspec.structs.replace(event, error=ErrorInfo(message=event.error.message))
+    return event
+
+
+class EventFrames:
+    """The frames of one event, each encoded at most once however many connections get it."""
+
+    __slots__ = ("_admin", "_event", "_offset", "_user")
+
+    def __init__(self, event: JobEvent, offset: str) -> None:
+        self._event = event
+        self._offset = offset
+        self._admin: str | None = None
+        self._user: str | None = None
+
+    def for_admin(self) -> str:
+        """The frame with the full error."""
+        if self._admin is None:
+            self._admin = _encode(self._event, self._offset)
+        return self._admin
+
+    def for_user(self) -> str:
+        """The frame with the friendly error only."""
+        if self._user is None:
+            redacted = for_users(self._event)
+            self._user = (
+                self.for_admin() if redacted is self._event else _encode(redacted, self._offset)
+            )
+        return self._user
+
+
+def _encode(event: JobEvent, offset: str) -> str:
+    return encoder.encode(EventPush(offset=offset, event=event)).decode()

@@ -1,0 +1,48 @@
+"""`/livez` and `/readyz`: the process is up; Redis, its one dependency, answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import msgspec
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+
+class Status(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A probe answer: `pass` or `fail`, and for a failure which dependency and why."""
+
+    status: str
+    redis: str | None = None
+    events: str | None = None
+
+
+def health_routes(
+    redis: Redis, timeout_s: float, following: Callable[[], bool]
+) -> list[HTTPRouteHandler]:
+    """The probe handlers, public and cheap enough to be called every second."""
+
+    @get("/livez", sync_to_thread=False)
+    def livez() -> Status:
+        """The process serves requests; no dependency is checked."""
+        return Status(status="pass")
+
+    @get("/readyz")
+    async def readyz() -> Response[Status]:
+        """Redis answers a PING within the timeout and the events streams are being followed."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await redis.ping()
+        except (TimeoutError, RedisError, OSError) as exc:
+            failed = Status(status="fail", redis=repr(exc))
+            return Response(failed, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        if not following():
+            failed = Status(status="fail", events="not following the events streams yet")
+            return Response(failed, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(Status(status="pass"), status_code=HTTP_200_OK)
+
+    return [livez, readyz]

@@ -1,0 +1,74 @@
+"""The hub: which connection is in which room, and fanning one event out to them. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from notifier.frames import EventFrames
+from shared.contracts.events import JobEvent
+
+
+class Connection(Protocol):
+    """One client as the hub sees it."""
+
+    @property
+    def sees_error_detail(self) -> bool:
+        """Whether this client may see an error's detail (admins)."""
+        ...
+
+    async def push(self, frame: str) -> bool:
+        """Send one frame without waiting on a slow client; False means drop this connection."""
+        ...
+
+
+class Hub:
+    """Owns rooms and connections; hands each event to every connection in any of its rooms."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, set[Connection]] = {}
+        self._joined: dict[Connection, tuple[str, ...]] = {}
+        self.messages_sent = 0
+        self.connections_dropped = 0
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections are in at least one room."""
+        return len(self._joined)
+
+    def join(self, connection: Connection, rooms: Iterable[str]) -> None:
+        """Add a connection to rooms, in addition to those it is in."""
+        joined = self._joined.get(connection, ())
+        added = tuple(room for room in dict.fromkeys(rooms) if room not in joined)
+        for room in added:
+            self._rooms.setdefault(room, set()).add(connection)
+        self._joined[connection] = joined + added
+
+    def leave(self, connection: Connection) -> None:
+        """Remove a connection from every room; leaving twice is harmless."""
+        for room in self._joined.pop(connection, ()):
+            members = self._rooms[room]
+            members.discard(connection)
+            if not members:
+                del self._rooms[room]
+
+    def members(self, rooms: Iterable[str]) -> set[Connection]:
+        """Every connection in any of the rooms, each once."""
+        found: set[Connection] = set()
+        for room in rooms:
+            found |= self._rooms.get(room, set())
+        return found
+
+    async def publish(self, event: JobEvent, offset: str) -> None:
+        """Push an event to every connection in its rooms; drop those that cannot keep up."""
+        targets = self.members(event.rooms)
+        if not targets:
+            return
+        frames = EventFrames(event, offset)
+        for connection in targets:
+            frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
+            if await connection.push(frame):
+                self.messages_sent += 1
+            else:
+                self.leave(connection)
+                self.connections_dropped += 1

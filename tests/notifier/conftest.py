@@ -1,0 +1,131 @@
+"""The notifier served by uvicorn in the test's event loop, and WebSocket clients of it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+from litestar import Litestar
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+from devstack.ports import LOOPBACK
+from devstack.tokens import TokenFactory
+from notifier.app import create_app
+from notifier.settings import NotifierSettings
+from shared.contracts.ws import ServerMessage, Welcome
+from shared.settings import JwtSettings, QueueSettings, RedisSettings
+
+QUEUES = ("default", "emails")
+
+Subscribe = Callable[..., AbstractAsyncContextManager[ClientConnection]]
+StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@asynccontextmanager
+async def serving(app: Litestar) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free loopback port, as `python -m notifier` serves it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((LOOPBACK, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, lifespan="on", ws_per_message_deflate=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.01)
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def notifier_app(redis_url: str, jwt_secret: str, **limits: int) -> Litestar:
+    """The notifier for the test Redis, following QUEUES, retrying quickly."""
+    return create_app(
+        redis=RedisSettings(url=redis_url),
+        jwt=JwtSettings(secret=jwt_secret),
+        queues=QueueSettings(names=QUEUES),
+        notifier=NotifierSettings(
+            **{"read_block_ms": 1_000, "retry_min_ms": 50, "retry_max_ms": 300, **limits}
+        ),
+    )
+
+
+async def wait_ready(base_url: str, timeout_s: float = 10) -> None:
+    """Return once `/readyz` says 200: the notifier follows the events streams."""
+    async with httpx.AsyncClient(base_url=base_url) as client, asyncio.timeout(timeout_s):
+        while (await client.get("/readyz")).status_code != 200:  # noqa: ASYNC110 - polls HTTP
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def start_notifier(jwt_secret: str) -> StartNotifier:
+    """`async with start_notifier(redis_url, ready=True, **limits) as base_url`: a notifier.
+
+    With `ready`, once `/readyz` says so; otherwise as soon as it listens.
+    """
+
+    @asynccontextmanager
+    async def started(redis_url: str, *, ready: bool = True, **limits: int) -> AsyncIterator[str]:
+        async with serving(notifier_app(redis_url, jwt_secret, **limits)) as base_url:
+            if ready:
+                await wait_ready(base_url)
+            yield base_url
+
+    return started
+
+
+@pytest.fixture
+async def notifier_url(redis_url: str, jwt_secret: str) -> AsyncIterator[str]:
+    """Base URL of a ready notifier (http://host:port)."""
+    async with serving(notifier_app(redis_url, jwt_secret)) as base_url:
+        await wait_ready(base_url)
+        yield base_url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test Redis, to write events with."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def ws_url(base_url: str, token: str | None) -> str:
+    """The `/ws` URL of a notifier, with `token` in the query string when given."""
+    url = base_url.replace("http://", "ws://", 1) + "/ws"
+    return url if token is None else f"{url}?token={token}"
+
+
+def decode(frame: str | bytes) -> ServerMessage:
+    """One server message."""
+    message: ServerMessage = msgspec.json.decode(frame, type=ServerMessage)
+    return message
+
+
+@pytest.fixture
+def subscribe(notifier_url: str, make_token: TokenFactory) -> Subscribe:
+    """`async with subscribe(sub, role="USER") as ws`: a client past its welcome."""
+
+    @asynccontextmanager
+    async def subscribed(sub: str, role: str = "USER") -> AsyncIterator[ClientConnection]:
+        async with connect(ws_url(notifier_url, make_token(sub, role))) as client:
+            welcome = decode(await asyncio.wait_for(client.recv(), 5))
+            assert isinstance(welcome, Welcome)
+            yield client
+
+    return subscribed
