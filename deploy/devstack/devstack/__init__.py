@@ -1,1 +1,1 @@
-"""devstack."""
+"""devstack: Redis, PostgreSQL and the four services on one machine, for `make run` and tests."""
