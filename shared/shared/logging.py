@@ -1,11 +1,33 @@
-"""JSON log lines to stdout, one shape for every service."""
+"""JSON log lines to stdout, one shape for every service, with secrets blanked."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
+
+# A WebSocket handshake's URL carries the access token; uvicorn logs that URL.
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
+# A bearer token or a URL's password must never reach a log line either.
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+(@)")
+
+
+class SecretRedactingFilter(logging.Filter):
+    """Blanks tokens and URL passwords in a record's message; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the message when it carries a secret."""
+        message = record.getMessage()
+        redacted = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message)
+        redacted = _BEARER.sub(r"\1[redacted]", redacted)
+        redacted = _URL_PASSWORD.sub(r"\1[redacted]\2", redacted)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def configure_logging(service: str, level: str) -> None:
@@ -17,9 +39,12 @@ def configure_logging(service: str, level: str) -> None:
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             static_fields={"service": service},
+            # uvicorn repeats each message with terminal colours in `color_message`.
+            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
             timestamp=False,
         )
     )
+    handler.addFilter(SecretRedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

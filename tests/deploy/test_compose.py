@@ -83,20 +83,19 @@ def app_services(services: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_port(package: str) -> int:
-    """The `"HTTP_PORT": "<port>"` default a service passes to `from_env` in its package."""
-    ports = set()
-    for path in (ROOT / "services" / package / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Dict):
-                for key, value in zip(node.keys, node.values, strict=True):
-                    if (
-                        isinstance(key, ast.Constant)
-                        and key.value == "HTTP_PORT"
-                        and isinstance(value, ast.Constant)
-                        and isinstance(value.value, str)
-                    ):
-                        ports.add(int(value.value))
-    assert len(ports) == 1, f"{package}: expected one literal HTTP_PORT default, found {ports}"
+    """The port a service's `__main__` passes to `shared.serving.serve(name, port, ...)`."""
+    path = ROOT / "services" / package / package / "__main__.py"
+    ports = {
+        node.args[1].value
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "serve"
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and isinstance(node.args[1].value, int)
+    }
+    assert len(ports) == 1, f"{package}: expected one literal port passed to serve(), found {ports}"
     return ports.pop()
 
 

@@ -8,7 +8,6 @@ reason it can read.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
 
 QUERY_PARAMETER = "token"
-_TOKEN_IN_QUERY = re.compile(rf"([?&]{QUERY_PARAMETER}=)[^&\s\"']+")
 
 logger = logging.getLogger(__name__)
 
@@ -106,15 +104,3 @@ def query_token_auth(settings: JwtSettings) -> DefineMiddleware:
         authentication_middleware_class=QueryTokenAuthenticationMiddleware,
     )
     return auth.middleware
-
-
-class TokenRedactingFilter(logging.Filter):
-    """Blanks `token=` query values in log records: the server logs each handshake's URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message when it carries a token; never drop a record."""
-        message = record.getMessage()
-        redacted = _TOKEN_IN_QUERY.sub(r"\1[redacted]", message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
