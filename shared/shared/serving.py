@@ -26,10 +26,12 @@ def serve(
     """
     try:
         http = from_env(HttpSettings, defaults={"HTTP_PORT": str(default_port)})
-        configure_logging(service, from_env(LogSettings).level)
+        level = from_env(LogSettings).level
         app = build_app()
     except SettingsError as exc:
         raise SystemExit(f"{service}: {exc}") from exc
+    # After the app is built: a framework that sets up logging of its own must not undo ours.
+    configure_logging(service, level)
     config = uvicorn.Config(
         app, host=http.host, port=http.port, log_config=None, lifespan="on", **uvicorn_options
     )

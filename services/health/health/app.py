@@ -127,4 +127,6 @@ def create_app(
         dependencies={"monitor": Provide(provide_monitor, sync_to_thread=False)},
         middleware=[prometheus.middleware],
         lifespan=[lifespan],
+        # Logging is configured once per process, as JSON, by shared.logging.
+        logging_config=None,
     )
