@@ -8,6 +8,7 @@ are fenced by the attempt's token: a late answer from an attempt that was reclai
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import Any
@@ -30,8 +31,41 @@ from shared.contracts.events import (
 from shared.contracts.jobs import AttemptError, DeadLetter, JobEnvelope, JobState, JobView
 from shared.streams import DATA_FIELD, WORKER_GROUP, QueueKeys, role_room, user_room
 
-_SCRIPTS = ("enqueue", "start", "progress", "complete", "retry", "dead_letter", "reject", "promote")
+_SCRIPTS = (
+    "enqueue",
+    "start",
+    "progress",
+    "complete",
+    "retry",
+    "dead_letter",
+    "reject",
+    "promote",
+    "renew",
+    "reclaim",
+    "hand_back",
+)
+# Idle for ten years: past any worker's visibility timeout, whatever each one is set to.
+HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
 _errors_decoder = msgspec.json.Decoder(tuple[AttemptError, ...])
+
+
+class StartOutcome(enum.Enum):
+    """What `JobStore.start` found."""
+
+    STARTED = 1
+    """The attempt is fenced under its token and may run."""
+    FINISHED = 0
+    """The job was cancelled or already finished: ack the entry and skip it."""
+    NOT_OURS = -1
+    """Another worker reclaimed the entry: leave it alone."""
+
+
+class Reclaimed(msgspec.Struct, frozen=True):
+    """An entry taken over from a worker that stopped renewing its lease."""
+
+    entry_id: str
+    data: bytes
+    deliveries: int
 
 
 class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,23 +146,27 @@ class JobStore:
                 return _view(record)
         return None
 
-    async def start(self, envelope: JobEnvelope, token: str, now_ms: int) -> bool:
-        """Begin an attempt under `token`; False when the job was cancelled or already finished."""
+    async def start(
+        self, envelope: JobEnvelope, token: str, now_ms: int, *, entry_id: str, consumer: str
+    ) -> StartOutcome:
+        """Begin an attempt under `token`, if the entry is still this consumer's to run."""
         keys = QueueKeys(envelope.queue)
         started = JobStarted(**self._event_base(envelope, now_ms), attempt=envelope.attempt)
-        return bool(
-            await self._scripts["start"](
-                keys=[keys.job(envelope.id), keys.events],
-                args=[
-                    token,
-                    envelope.attempt,
-                    now_ms,
-                    encoder.encode(started),
-                    self._settings.events_maxlen,
-                    DATA_FIELD,
-                ],
-            )
+        outcome = await self._scripts["start"](
+            keys=[keys.job(envelope.id), keys.events, keys.stream],
+            args=[
+                token,
+                envelope.attempt,
+                now_ms,
+                encoder.encode(started),
+                self._settings.events_maxlen,
+                DATA_FIELD,
+                WORKER_GROUP,
+                consumer,
+                entry_id,
+            ],
         )
+        return StartOutcome(int(outcome))
 
     async def progress(
         self, envelope: JobEnvelope, token: str, value: float, message: str, now_ms: int
@@ -265,6 +303,35 @@ class JobStore:
             pipe.xack(stream, WORKER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
             await pipe.execute()
+
+    async def renew(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> int:
+        """Reset the idle time of the entries `consumer` still holds; returns how many."""
+        if not entry_ids:
+            return 0
+        renewed = await self._scripts["renew"](
+            keys=[QueueKeys(queue).stream], args=[WORKER_GROUP, consumer, *entry_ids]
+        )
+        return int(renewed)
+
+    async def reclaim(
+        self, queue: str, consumer: str, *, min_idle_ms: int, count: int
+    ) -> list[Reclaimed]:
+        """Take over up to `count` entries idle for `min_idle_ms`: their holder has died."""
+        taken = await self._scripts["reclaim"](
+            keys=[QueueKeys(queue).stream],
+            args=[WORKER_GROUP, consumer, min_idle_ms, count, DATA_FIELD],
+        )
+        return [
+            Reclaimed(_text(entry_id), bytes(data), int(deliveries))
+            for entry_id, data, deliveries in taken
+        ]
+
+    async def hand_back(self, queue: str, consumer: str) -> int:
+        """Make every entry `consumer` holds claimable by other workers now; returns how many."""
+        handed = await self._scripts["hand_back"](
+            keys=[QueueKeys(queue).stream], args=[WORKER_GROUP, consumer, HAND_BACK_IDLE_MS, 10_000]
+        )
+        return int(handed)
 
     async def promote_due(self, queue: str, now_ms: int, batch: int = 500) -> int:
         """Move up to `batch` delayed jobs that are due onto the stream; returns how many moved."""

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from shared.contracts.codec import dead_letter_decoder, encoder, event_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
-from shared.jobstore import JobStore
+from shared.jobstore import JobStore, StartOutcome
 from shared.streams import DATA_FIELD, QueueKeys
 from tests.streams import pending_count, read_group, stream_entries
 from worker.app import create_registry
@@ -49,9 +49,16 @@ def make_envelope(job_type: str, payload: object, *, max_attempts: int = 4) -> J
     )
 
 
+CONSUMER = "test"
+
+
+def make_runner(store: JobStore, registry: Registry, max_deliveries: int = 5) -> JobRunner:
+    return JobRunner(store, registry, INSTANT, consumer=CONSUMER, max_deliveries=max_deliveries)
+
+
 async def deliver(redis: Redis, runner: JobRunner) -> int:
     """Read what the group has for one consumer and run each entry, as a worker would."""
-    entries = await read_group(redis, KEYS.stream, "test")
+    entries = await read_group(redis, KEYS.stream, CONSUMER)
     for entry_id, data in entries:
         await runner.run("default", entry_id, data)
     return len(entries)
@@ -68,7 +75,7 @@ async def test_an_echo_job_completes_with_its_result_and_its_lifecycle_events(
 ) -> None:
     envelope = make_envelope("demo.echo", {"text": "hi"})
     await store.enqueue(envelope)
-    runner = JobRunner(store, create_registry(), INSTANT)
+    runner = make_runner(store, create_registry())
 
     assert await deliver(redis, runner) == 1
 
@@ -89,7 +96,7 @@ async def test_a_failing_job_is_parked_then_retried_and_completes_on_a_later_att
     envelope = make_envelope("demo.fail", {"times": 1})
     await store.enqueue(envelope)
     registry = create_registry()
-    runner = JobRunner(store, registry, INSTANT)
+    runner = make_runner(store, registry)
 
     await deliver(redis, runner)
     parked = await store.get(["default"], envelope.id)
@@ -119,7 +126,7 @@ async def test_a_job_out_of_attempts_is_dead_lettered_with_every_attempts_error(
 ) -> None:
     envelope = make_envelope("demo.fail", {"times": 5, "message": "boom"}, max_attempts=2)
     await store.enqueue(envelope)
-    runner = JobRunner(store, create_registry(), INSTANT)
+    runner = make_runner(store, create_registry())
 
     await deliver(redis, runner)
     await store.promote_due("default", now_ms() + 10_000)
@@ -143,7 +150,7 @@ async def test_an_undecodable_entry_is_dead_lettered_with_the_reason_not_dropped
     redis: Redis, store: JobStore
 ) -> None:
     await redis.xadd(KEYS.stream, {DATA_FIELD: b"not json at all"})
-    runner = JobRunner(store, create_registry(), INSTANT)
+    runner = make_runner(store, create_registry())
 
     assert await deliver(redis, runner) == 1
 
@@ -159,7 +166,7 @@ async def test_an_unknown_job_type_goes_straight_to_the_dead_letters(
 ) -> None:
     envelope = make_envelope("demo.echo", {"text": "hi"})
     await store.enqueue(envelope)
-    runner = JobRunner(store, Registry(), INSTANT)
+    runner = make_runner(store, Registry())
 
     await deliver(redis, runner)
 
@@ -174,7 +181,7 @@ async def test_an_invalid_payload_is_dead_lettered_without_retries(
 ) -> None:
     envelope = make_envelope("demo.echo", {"wrong": 1})
     await store.enqueue(envelope)
-    runner = JobRunner(store, create_registry(), INSTANT)
+    runner = make_runner(store, create_registry())
 
     await deliver(redis, runner)
 
@@ -195,7 +202,7 @@ async def test_an_unexpected_exception_shows_the_owner_a_generic_message(
     envelope = make_envelope("demo.echo", {"text": "hi"}, max_attempts=1)
     await store.enqueue(envelope)
 
-    await deliver(redis, JobRunner(store, registry, INSTANT))
+    await deliver(redis, make_runner(store, registry))
 
     view = await store.get(["default"], envelope.id)
     assert view is not None
@@ -209,9 +216,13 @@ async def test_a_stale_attempt_cannot_complete_a_job_started_again(
     envelope = make_envelope("demo.echo", {"text": "hi"})
     await store.enqueue(envelope)
     [(entry, _data)] = await read_group(redis, KEYS.stream, "old")
-    assert await store.start(envelope, "old-token", now_ms())
-    # The job is reclaimed and a new attempt starts under a new token.
-    assert await store.start(envelope, "new-token", now_ms())
+    started = await store.start(envelope, "old-token", now_ms(), entry_id=entry, consumer="old")
+    assert started is StartOutcome.STARTED
+    # The old worker stops renewing its lease; another takes the entry over and starts again.
+    [reclaimed] = await store.reclaim("default", "new", min_idle_ms=0, count=10)
+    assert reclaimed.entry_id == entry
+    restarted = await store.start(envelope, "new-token", now_ms(), entry_id=entry, consumer="new")
+    assert restarted is StartOutcome.STARTED
 
     refused = await store.complete(envelope, "old-token", entry, "late", now_ms())
     accepted = await store.complete(envelope, "new-token", entry, "fresh", now_ms())
@@ -239,7 +250,7 @@ async def test_progress_is_recorded_and_evented_while_a_sleep_job_runs(
     envelope = make_envelope("demo.sleep", {"seconds": 0.02, "steps": 2})
     await store.enqueue(envelope)
 
-    await deliver(redis, JobRunner(store, create_registry(), INSTANT))
+    await deliver(redis, make_runner(store, create_registry()))
 
     kinds = await event_kinds(redis, envelope.id)
     assert kinds.count("job.progress") == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -21,6 +22,7 @@ from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, QueueKeys
 from worker.handlers import demo
+from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
@@ -59,27 +61,61 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
     )
     redis = redis_client(settings.redis)
     store = JobStore(redis)
+    worker = settings.worker
+    queues = settings.queues.names
     runner = JobRunner(
         store,
         registry or create_registry(),
-        RetryPolicy(schedule_s=settings.worker.retry_schedule_s),
+        RetryPolicy(schedule_s=worker.retry_schedule_s),
+        consumer=worker.consumer,
+        max_deliveries=worker.max_deliveries,
     )
-    for queue in settings.queues.names:
-        _subscribe(broker, runner, queue, settings.worker)
-    promoter = DuePromoter(store, settings.queues.names, settings.worker.promote_interval_s)
+    for queue in queues:
+        _subscribe(broker, runner, queue, worker)
+    promoter = DuePromoter(store, queues, worker.promote_interval_s)
+    leases = LeaseKeeper(
+        store,
+        runner,
+        queues,
+        consumer=worker.consumer,
+        visibility_timeout_s=worker.visibility_timeout_s,
+    )
+    reclaimer = Reclaimer(
+        store,
+        runner,
+        queues,
+        consumer=worker.consumer,
+        visibility_timeout_s=worker.visibility_timeout_s,
+        interval_s=worker.reclaim_interval_s,
+        concurrency=worker.concurrency,
+    )
+    shutdown = _Shutdown(worker.grace_s)
+
+    def begin_shutdown() -> None:
+        shutdown.begin()
+        reclaimer.stop_intake()
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         # Groups are created at id 0 before FastStream subscribes: it would create them at `$`
         # and never read the jobs enqueued before the first worker started.
-        await _ensure_groups(store, settings.queues.names)
-        promoting = asyncio.create_task(promoter.run(), name="promote-due")
+        await _ensure_groups(store, queues)
+        loops = [
+            asyncio.create_task(promoter.run(), name="promote-due"),
+            asyncio.create_task(leases.run(), name="renew-leases"),
+        ]
+        reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
         try:
             yield
         finally:
-            promoting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await promoting
+            # FastStream has stopped intake and waited for its handlers; reclaimed jobs get what
+            # is left of the same grace period. Leases are renewed until the very end.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reclaiming), shutdown.remaining_s())
+            for task in (*loops, reclaiming):
+                task.cancel()
+            await asyncio.gather(*loops, reclaiming, return_exceptions=True)
+            await _hand_back(store, queues, worker)
             await redis.aclose()
 
     @get
@@ -90,6 +126,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
         broker,
         logger=logging.getLogger("worker.app"),
         lifespan=lifespan,
+        on_shutdown=[begin_shutdown],
         asgi_routes=[
             ("/livez", livez),
             ("/readyz", make_ping_asgi(broker, timeout=2.0, include_in_schema=False)),
@@ -113,6 +150,34 @@ def _subscribe(broker: RedisBroker, runner: JobRunner, queue: str, worker: Worke
     async def consume(message: RedisStreamMessage) -> None:
         entry_id = message.raw_message["message_ids"][0].decode()
         await runner.run(queue, entry_id, message.body)
+
+
+class _Shutdown:
+    """When the grace period began, and how much of it is left."""
+
+    def __init__(self, grace_s: float) -> None:
+        self._grace_s = grace_s
+        self._deadline: float | None = None
+
+    def begin(self) -> None:
+        self._deadline = time.monotonic() + self._grace_s
+
+    def remaining_s(self) -> float:
+        if self._deadline is None:
+            return 0.0
+        return max(self._deadline - time.monotonic(), 0.0)
+
+
+async def _hand_back(store: JobStore, queues: tuple[str, ...], worker: WorkerSettings) -> None:
+    """Leave no job waiting on a lease that will never be renewed: others take them at once."""
+    for queue in queues:
+        try:
+            handed = await store.hand_back(queue, worker.consumer)
+        except (RedisError, OSError) as exc:
+            log.warning("could not hand back unfinished jobs; they are reclaimed later: %s", exc)
+            return
+        if handed:
+            log.info("handed back unfinished jobs", extra={"queue": queue, "count": handed})
 
 
 async def _ensure_groups(store: JobStore, queues: tuple[str, ...]) -> None:

@@ -17,7 +17,7 @@ import msgspec
 
 from shared.contracts.codec import envelope_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
-from shared.jobstore import JobStore
+from shared.jobstore import JobStore, StartOutcome
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
 
@@ -34,6 +34,10 @@ def now_ms() -> int:
 
 class InvalidPayloadError(PermanentJobError):
     """The payload does not match the job type's contract."""
+
+
+class PoisonJobError(PermanentJobError):
+    """The job's worker died every time it ran it."""
 
 
 class _Attempt:
@@ -66,15 +70,32 @@ class JobRunner:
         registry: Registry,
         default_retry: RetryPolicy,
         *,
+        consumer: str,
+        max_deliveries: int,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
         self._registry = registry
         self._default_retry = default_retry
+        self._consumer = consumer
+        self._max_deliveries = max_deliveries
         self._clock = clock
+        self._in_hand: dict[str, set[str]] = {}
 
-    async def run(self, queue: str, entry_id: str, body: bytes) -> None:
-        """Handle one stream entry of `queue`."""
+    def in_hand(self, queue: str) -> list[str]:
+        """The entries of `queue` this runner is working on now: their leases need renewing."""
+        return list(self._in_hand.get(queue, ()))
+
+    async def run(self, queue: str, entry_id: str, body: bytes, deliveries: int = 1) -> None:
+        """Handle one stream entry of `queue`, delivered `deliveries` times so far."""
+        held = self._in_hand.setdefault(queue, set())
+        held.add(entry_id)
+        try:
+            await self._run(queue, entry_id, body, deliveries)
+        finally:
+            held.discard(entry_id)
+
+    async def _run(self, queue: str, entry_id: str, body: bytes, deliveries: int) -> None:
         try:
             envelope = envelope_decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -83,13 +104,25 @@ class JobRunner:
             await self._store.reject(queue, entry_id, raw, f"undecodable job: {exc}", self._clock())
             return
         token = uuid.uuid4().hex
-        if not await self._store.start(envelope, token, self._clock()):
+        started = await self._store.start(
+            envelope, token, self._clock(), entry_id=entry_id, consumer=self._consumer
+        )
+        if started is StartOutcome.NOT_OURS:
+            log.info("another worker reclaimed the entry", extra={"job_id": envelope.id})
+            return
+        if started is StartOutcome.FINISHED:
             log.info("skipping a job that needs no run", extra={"job_id": envelope.id})
             await self._store.discard(queue, entry_id)
             return
+        if deliveries > self._max_deliveries:
+            died = deliveries - 1
+            await self._fail(
+                envelope, token, entry_id, PoisonJobError(f"its worker died all {died} times")
+            )
+            return
         try:
             result = await self._call_handler(envelope, token)
-        except Exception as exc:
+        except Exception as exc:  # every failure is recorded; none escapes the runner
             await self._fail(envelope, token, entry_id, exc)
             return
         if not await self._store.complete(envelope, token, entry_id, result, self._clock()):

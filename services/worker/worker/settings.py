@@ -21,10 +21,21 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     grace_s: float = 25.0
     retry_schedule_s: tuple[float, ...] = (10.0, 60.0, 300.0)
     promote_interval_s: float = 0.25
+    # A job whose worker stops renewing its lease for this long is run again by another worker.
+    visibility_timeout_s: float = 30.0
+    reclaim_interval_s: float = 5.0
+    # A job delivered more often than this (its worker died each time) is dead-lettered.
+    max_deliveries: int = 5
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
             raise SettingsError("WORKER_CONCURRENCY must be between 1 and 1000")
+        if self.visibility_timeout_s < 1 or self.reclaim_interval_s <= 0:
+            raise SettingsError(
+                "WORKER_VISIBILITY_TIMEOUT_S must be >= 1 and WORKER_RECLAIM_INTERVAL_S > 0"
+            )
+        if self.max_deliveries < 1:
+            raise SettingsError("WORKER_MAX_DELIVERIES must be at least 1")
         if any(delay < 0 for delay in self.retry_schedule_s):
             raise SettingsError("WORKER_RETRY_SCHEDULE_S must hold delays >= 0")
 

@@ -1,0 +1,115 @@
+"""Crash recovery: leases on the jobs in hand, and reclaiming the jobs of workers that died.
+
+A running job's stream entry stays pending under its worker's consumer name. The lease keeper
+renews those entries well within the visibility timeout; an entry idle for longer belongs to a
+worker that died (kill -9, lost host), and the reclaimer of any live worker takes it over and
+runs it again under a new attempt token, so the dead attempt can never commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from redis.exceptions import RedisError
+
+from shared.jobstore import JobStore, Reclaimed
+from worker.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews the leases of every entry the runner holds, three times per visibility timeout."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        queues: Sequence[str],
+        *,
+        consumer: str,
+        visibility_timeout_s: float,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._queues = tuple(queues)
+        self._consumer = consumer
+        self._interval_s = visibility_timeout_s / 3
+
+    async def run(self) -> None:
+        """Renew until cancelled; a Redis outage is logged, and the next round tries again."""
+        while True:
+            await asyncio.sleep(self._interval_s)
+            for queue in self._queues:
+                try:
+                    await self._store.renew(queue, self._consumer, self._runner.in_hand(queue))
+                except (RedisError, OSError) as exc:
+                    log.warning("could not renew leases: %s", exc)
+
+
+class Reclaimer:
+    """Takes over the entries of dead workers and runs them, at most `concurrency` at once."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        runner: JobRunner,
+        queues: Sequence[str],
+        *,
+        consumer: str,
+        visibility_timeout_s: float,
+        interval_s: float,
+        concurrency: int,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self._queues = tuple(queues)
+        self._consumer = consumer
+        self._min_idle_ms = round(visibility_timeout_s * 1000)
+        self._interval_s = interval_s
+        self._concurrency = concurrency
+        self._running = 0
+        self._stopping = asyncio.Event()
+
+    def stop_intake(self) -> None:
+        """Claim nothing more (shutdown has begun); jobs already claimed run to their end."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Reclaim until cancelled or stopped; reclaimed jobs run in this loop's task group."""
+        async with asyncio.TaskGroup() as running:
+            while not self._stopping.is_set():
+                for queue in self._queues:
+                    await self._reclaim(queue, running)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+
+    async def _reclaim(self, queue: str, running: asyncio.TaskGroup) -> None:
+        # Claim only what there are free slots for, so that a claimed entry starts (and is
+        # leased) at once instead of idling again in a local backlog.
+        free = self._concurrency - self._running
+        if free <= 0:
+            return
+        try:
+            taken = await self._store.reclaim(
+                queue, self._consumer, min_idle_ms=self._min_idle_ms, count=free
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("could not reclaim: %s", exc)
+            return
+        for entry in taken:
+            log.warning(
+                "reclaimed a job from a worker that stopped renewing it",
+                extra={"entry": entry.entry_id, "deliveries": entry.deliveries},
+            )
+            self._running += 1
+            running.create_task(self._run(queue, entry))
+
+    async def _run(self, queue: str, entry: Reclaimed) -> None:
+        try:
+            await self._runner.run(queue, entry.entry_id, entry.data, entry.deliveries)
+        finally:
+            self._running -= 1

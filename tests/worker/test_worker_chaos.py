@@ -1,0 +1,167 @@
+"""Worker processes under faults: kill -9 mid-job, SIGTERM mid-job; nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from devstack.ports import free_port
+from devstack.services import SERVICES, ServiceProcess, service_environment
+from shared.contracts.codec import event_decoder
+from shared.contracts.jobs import JobEnvelope, JobView
+from shared.jobstore import JobStore
+from shared.streams import QueueKeys
+from tests.streams import pending_count, stream_entries
+from worker.runner import now_ms
+
+pytestmark = pytest.mark.slow
+
+KEYS = QueueKeys("default")
+WORKER = next(spec for spec in SERVICES if spec.name == "worker")
+WAIT_S = 20.0
+
+SpawnWorker = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[SpawnWorker]:
+    """Start worker processes on this test's Redis; every one is stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def spawn(name: str, **settings: str) -> ServiceProcess:
+        port = free_port()
+        env = service_environment(
+            WORKER,
+            {"worker": port},
+            redis_url=redis_url,
+            database_url="postgresql+asyncpg://unused@127.0.0.1:1/unused",
+            jwt_secret="unused-by-the-worker-" + "x" * 16,
+        )
+        env |= {
+            "WORKER_ID": name,
+            "WORKER_VISIBILITY_TIMEOUT_S": "2",
+            "WORKER_RECLAIM_INTERVAL_S": "0.25",
+            **settings,
+        }
+        process = ServiceProcess(WORKER, port, env, log_path=tmp_path / f"{name}.log")
+        process.start()
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield spawn
+    for process in started:
+        if process.is_running:
+            process.kill()
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[JobStore]:
+    client = Redis.from_url(redis_url)
+    yield JobStore(client)
+    await client.aclose()
+
+
+async def enqueue_sleep(store: JobStore, seconds: float) -> str:
+    envelope = JobEnvelope(
+        id=str(uuid.uuid4()),
+        type="demo.sleep",
+        queue="default",
+        owner="alice",
+        max_attempts=3,
+        enqueued_at_ms=now_ms(),
+        payload=msgspec.Raw(msgspec.json.encode({"seconds": seconds, "steps": 4})),
+    )
+    await store.enqueue(envelope)
+    return envelope.id
+
+
+async def wait_for(store: JobStore, job_id: str, state: str) -> JobView:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        view = await store.get(["default"], job_id)
+        assert view is not None
+        if view.state == state:
+            return view
+        assert time.monotonic() < deadline, f"still {view.state}, expected {state}"
+        await asyncio.sleep(0.05)
+
+
+async def event_counts(store: JobStore, redis_url: str, job_id: str) -> dict[str, int]:
+    client = Redis.from_url(redis_url)
+    try:
+        entries = await stream_entries(client, KEYS.events)
+    finally:
+        await client.aclose()
+    counts: dict[str, int] = {}
+    for _id, data in entries:
+        event = event_decoder.decode(data)
+        if event.job_id == job_id:
+            kind = msgspec.json.decode(msgspec.json.encode(event))["event"]
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+async def test_a_job_whose_worker_is_killed_completes_on_another_exactly_once(
+    spawn_worker: SpawnWorker, store: JobStore, redis_url: str
+) -> None:
+    doomed = spawn_worker("doomed")
+    job_id = await enqueue_sleep(store, 2.0)
+    await wait_for(store, job_id, "active")
+
+    doomed.kill()
+    spawn_worker("survivor")
+
+    view = await wait_for(store, job_id, "completed")
+    assert view.result == {"slept_s": 2.0}
+    counts = await event_counts(store, redis_url, job_id)
+    assert counts["job.completed"] == 1
+    assert counts["job.started"] == 2
+    client = Redis.from_url(redis_url)
+    try:
+        assert await pending_count(client, KEYS.stream) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_sigterm_lets_the_job_in_hand_finish_and_exits_0(
+    spawn_worker: SpawnWorker, store: JobStore, redis_url: str
+) -> None:
+    worker = spawn_worker("leaving", WORKER_GRACE_S="10")
+    job_id = await enqueue_sleep(store, 1.5)
+    await wait_for(store, job_id, "active")
+
+    began = time.monotonic()
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait(timeout_s=12) == 0
+    assert time.monotonic() - began < 10
+    view = await store.get(["default"], job_id)
+    assert view is not None
+    assert view.state == "completed"
+    assert (await event_counts(store, redis_url, job_id))["job.completed"] == 1
+
+
+async def test_a_job_outlasting_the_grace_period_is_handed_back_and_run_by_another_at_once(
+    spawn_worker: SpawnWorker, store: JobStore, redis_url: str
+) -> None:
+    leaving = spawn_worker("leaving", WORKER_GRACE_S="1")
+    job_id = await enqueue_sleep(store, 4.0)
+    await wait_for(store, job_id, "active")
+    # The other worker would wait 60 s for a lease to lapse; a hand-back needs no waiting.
+    spawn_worker("staying", WORKER_VISIBILITY_TIMEOUT_S="60")
+
+    leaving.signal(signal.SIGTERM)
+
+    assert leaving.wait(timeout_s=10) == 0
+    view = await wait_for(store, job_id, "completed")
+    assert view.result == {"slept_s": 4.0}
+    assert (await event_counts(store, redis_url, job_id))["job.completed"] == 1
