@@ -52,6 +52,20 @@ class QueueKeys(msgspec.Struct, frozen=True):
         """Maps an owner's Idempotency-Key to the job it created."""
         return f"{self.tag}:idem:{owner}:{key}"
 
+    @property
+    def repeatables(self) -> str:
+        """Hash of this queue's repeatable job definitions, by name, as JSON."""
+        return f"{self.tag}:repeatables"
+
+    @property
+    def repeat_marks(self) -> str:
+        """Hash of the tick in ms each repeatable definition is done up to, by name."""
+        return f"{self.tag}:repeat:marks"
+
+    def rate(self, name: str) -> str:
+        """A rate limit's state (its theoretical arrival time): a job type's, or `*` for all."""
+        return f"{self.tag}:rate:{name}"
+
 
 def user_room(sub: str) -> str:
     """The room of one user's connections."""

@@ -9,6 +9,7 @@ from typing import ClassVar
 import msgspec
 
 from shared.settings import SettingsError
+from worker.ratelimit import parse_rate_limits
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +27,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     reclaim_interval_s: float = 5.0
     # A job delivered more often than this (its worker died each time) is dead-lettered.
     max_deliveries: int = 5
+    # Starts allowed across all workers, per job type or "*" for a whole queue:
+    # "demo.echo=10/s,*=100/s" (see worker.ratelimit).
+    rate_limits: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
@@ -34,6 +38,10 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 "WORKER_VISIBILITY_TIMEOUT_S must be >= 1 and WORKER_RECLAIM_INTERVAL_S > 0"
             )
+        try:
+            parse_rate_limits(self.rate_limits)
+        except ValueError as exc:
+            raise SettingsError(f"WORKER_RATE_LIMITS: {exc}") from exc
         if self.max_deliveries < 1:
             raise SettingsError("WORKER_MAX_DELIVERIES must be at least 1")
         if any(delay < 0 for delay in self.retry_schedule_s):
