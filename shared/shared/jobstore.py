@@ -21,6 +21,7 @@ from redis.exceptions import ResponseError
 from shared.contracts.codec import encoder
 from shared.contracts.events import (
     ErrorInfo,
+    JobCancelled,
     JobCompleted,
     JobDeadLettered,
     JobProgressed,
@@ -43,6 +44,7 @@ _SCRIPTS = (
     "renew",
     "reclaim",
     "hand_back",
+    "cancel",
 )
 # Idle for ten years: past any worker's visibility timeout, whatever each one is set to.
 HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
@@ -106,23 +108,29 @@ class JobStore:
     async def enqueue(
         self, envelope: JobEnvelope, *, idempotency_key: str | None = None
     ) -> tuple[str, bool]:
-        """Store and queue a job; returns its id and whether it is new (False: a repeated key)."""
+        """Store a job and queue it, or park it until `envelope.due_at_ms` when that is later.
+
+        Returns its id and whether it is new (False: the Idempotency-Key was seen before).
+        """
         keys = QueueKeys(envelope.queue)
         job_key = keys.job(envelope.id)
         idem_key = keys.idempotency(envelope.owner, idempotency_key) if idempotency_key else job_key
-        queued = JobQueued(**self._event_base(envelope, envelope.enqueued_at_ms))
+        delayed = envelope.due_at_ms > envelope.enqueued_at_ms
+        queued = JobQueued(
+            **self._event_base(envelope, envelope.enqueued_at_ms),
+            run_at_ms=envelope.due_at_ms if delayed else None,
+        )
         record: dict[str, str | int] = {
             "id": envelope.id,
             "type": envelope.type,
             "queue": envelope.queue,
             "owner": envelope.owner,
-            "state": "queued",
             "attempt": 0,
             "max_attempts": envelope.max_attempts,
             "created_ms": envelope.enqueued_at_ms,
         }
         job_id, created = await self._scripts["enqueue"](
-            keys=[job_key, keys.stream, keys.events, idem_key],
+            keys=[job_key, keys.stream, keys.events, idem_key, keys.delayed],
             args=[
                 envelope.id,
                 encoder.encode(envelope),
@@ -130,10 +138,36 @@ class JobStore:
                 self._settings.idempotency_ttl_s if idempotency_key else 0,
                 self._settings.events_maxlen,
                 DATA_FIELD,
+                envelope.due_at_ms if delayed else 0,
                 *[part for pair in record.items() for part in pair],
             ],
         )
         return _text(job_id), bool(created)
+
+    async def cancel(self, job: JobView, by: str, now_ms: int) -> bool:
+        """Cancel a job that waits; False when it is running or finished (too late)."""
+        keys = QueueKeys(job.queue)
+        event = JobCancelled(
+            job_id=job.id,
+            type=job.type,
+            queue=job.queue,
+            owner=job.owner,
+            rooms=event_rooms(job.owner),
+            at_ms=now_ms,
+            by=by,
+        )
+        outcome = await self._scripts["cancel"](
+            keys=[keys.job(job.id), keys.delayed, keys.events],
+            args=[
+                job.id,
+                now_ms,
+                encoder.encode(event),
+                self._settings.completed_ttl_s,
+                self._settings.events_maxlen,
+                DATA_FIELD,
+            ],
+        )
+        return int(outcome) == 1
 
     async def get(self, queues: Sequence[str], job_id: str) -> JobView | None:
         """The job with this id on any of these queues, or None."""

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from devstack.tokens import TokenFactory
 from gateway.app import Settings, create_app
+from shared.clock import now_ms
 from shared.contracts.codec import envelope_decoder
 from shared.settings import JwtSettings, QueueSettings, RedisSettings
 from shared.streams import QueueKeys
@@ -227,3 +228,70 @@ async def test_readyz_is_503_while_redis_is_down(jwt_secret: str) -> None:
         answer = await client.get("/readyz")
     assert answer.status_code == 503
     assert answer.json()["status"] == "fail"
+
+
+async def test_a_delayed_job_waits_in_the_delayed_set_until_it_is_due(
+    client: Client, redis: Redis, make_token: TokenFactory
+) -> None:
+    headers = bearer(make_token("alice"))
+    before = now_ms()
+    answer = await client.post(
+        "/v1/jobs",
+        json={"type": "demo.echo", "payload": {"text": "later"}, "delay_s": 60},
+        headers=headers,
+    )
+    job_id = answer.json()["id"]
+
+    job = (await client.get(f"/v1/jobs/{job_id}", headers=headers)).json()
+    assert job["state"] == "delayed"
+    assert await redis.xlen(QueueKeys("default").stream) == 0
+    due = await redis.zscore(QueueKeys("default").delayed, job_id)
+    assert due is not None
+    assert before + 60_000 <= due <= now_ms() + 60_000
+
+
+async def test_run_at_in_the_past_runs_now_and_without_a_zone_is_refused(
+    client: Client, redis: Redis, make_token: TokenFactory
+) -> None:
+    headers = bearer(make_token("alice"))
+    body = {"type": "demo.echo", "payload": {"text": "x"}}
+    past = await client.post(
+        "/v1/jobs", json=body | {"run_at": "2020-01-01T00:00:00Z"}, headers=headers
+    )
+    naive = await client.post(
+        "/v1/jobs", json=body | {"run_at": "2030-01-01T00:00:00"}, headers=headers
+    )
+    both = await client.post(
+        "/v1/jobs", json=body | {"run_at": "2030-01-01T00:00:00Z", "delay_s": 5}, headers=headers
+    )
+
+    assert past.status_code == 202
+    assert await redis.xlen(QueueKeys("default").stream) == 1
+    assert (naive.status_code, both.status_code) == (400, 400)
+    assert "time zone" in str(naive.json())
+    assert "not both" in str(both.json())
+
+
+async def test_the_owner_cancels_a_waiting_job_and_cannot_cancel_it_twice(
+    client: Client, make_token: TokenFactory
+) -> None:
+    headers = bearer(make_token("alice"))
+    job_id = (
+        await client.post(
+            "/v1/jobs",
+            json={"type": "demo.echo", "payload": {"text": "x"}, "delay_s": 60},
+            headers=headers,
+        )
+    ).json()["id"]
+
+    other = await client.post(f"/v1/jobs/{job_id}/cancel", headers=bearer(make_token("bob")))
+    cancelled = await client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
+    again = await client.post(f"/v1/jobs/{job_id}/cancel", headers=headers)
+    missing = await client.post("/v1/jobs/nope/cancel", headers=headers)
+
+    assert other.status_code == 403
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] == "cancelled"
+    assert again.status_code == 409
+    assert again.json()["type"] == "urn:conduit:problem:conflict"
+    assert missing.status_code == 404

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from shared.clock import now_ms
 from shared.contracts.jobs import JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
 from shared.streams import WORKER_GROUP, QueueKeys
@@ -18,7 +19,7 @@ from tests.streams import read_group
 from worker.app import create_registry
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.retry import RetryPolicy
-from worker.runner import JobRunner, now_ms
+from worker.runner import JobRunner
 
 KEYS = QueueKeys("default")
 
@@ -137,7 +138,7 @@ async def test_a_job_that_kills_its_worker_every_time_is_dead_lettered_as_poison
     view = await store.get(["default"], envelope.id)
     assert view is not None
     assert view.state == "dead"
-    assert "died" in view.errors[-1].message
+    assert "stopped its worker 2 times" in view.errors[-1].message
     assert await redis.xlen(KEYS.dead) == 1
 
 

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from shared.clock import now_ms
 from shared.contracts.codec import dead_letter_decoder, encoder, event_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
@@ -17,7 +18,7 @@ from tests.streams import pending_count, read_group, stream_entries
 from worker.app import create_registry
 from worker.registry import JobContext, Registry
 from worker.retry import RetryPolicy
-from worker.runner import UNEXPECTED_FAILURE, JobRunner, now_ms
+from worker.runner import UNEXPECTED_FAILURE, JobRunner
 
 KEYS = QueueKeys("default")
 INSTANT = RetryPolicy(schedule_s=(0.0,))
@@ -257,3 +258,54 @@ async def test_progress_is_recorded_and_evented_while_a_sleep_job_runs(
     view = await store.get(["default"], envelope.id)
     assert view is not None
     assert view.progress == 1.0
+
+
+async def test_an_attempt_past_its_timeout_fails_with_a_timeout_error_and_is_retried(
+    redis: Redis, store: JobStore
+) -> None:
+    envelope = msgspec.structs.replace(
+        make_envelope("demo.sleep", {"seconds": 5, "steps": 1}), timeout_s=0.05
+    )
+    await store.enqueue(envelope)
+
+    await deliver(redis, make_runner(store, create_registry()))
+
+    view = await store.get(["default"], envelope.id)
+    assert view is not None
+    assert view.state == "retrying"
+    assert "timeout of 0.05 s" in view.errors[0].message
+
+
+async def test_a_delayed_job_is_promoted_only_once_it_is_due(redis: Redis, store: JobStore) -> None:
+    now = now_ms()
+    envelope = msgspec.structs.replace(
+        make_envelope("demo.echo", {"text": "later"}), enqueued_at_ms=now, due_at_ms=now + 5_000
+    )
+    await store.enqueue(envelope)
+
+    assert await store.promote_due("default", now + 4_999) == 0
+    assert await deliver(redis, make_runner(store, create_registry())) == 0
+    assert await store.promote_due("default", now + 5_000) == 1
+    await deliver(redis, make_runner(store, create_registry()))
+
+    view = await store.get(["default"], envelope.id)
+    assert view is not None
+    assert view.state == "completed"
+
+
+async def test_a_cancelled_queued_job_is_dropped_by_the_worker_without_running(
+    redis: Redis, store: JobStore
+) -> None:
+    envelope = make_envelope("demo.echo", {"text": "never"})
+    await store.enqueue(envelope)
+    view = await store.get(["default"], envelope.id)
+    assert view is not None
+    assert await store.cancel(view, "alice", now_ms())
+
+    await deliver(redis, make_runner(store, create_registry()))
+
+    after = await store.get(["default"], envelope.id)
+    assert after is not None
+    assert after.state == "cancelled"
+    assert await pending_count(redis, KEYS.stream) == 0
+    assert (await event_kinds(redis, envelope.id))[-1] == "job.cancelled"

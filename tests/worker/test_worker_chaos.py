@@ -15,12 +15,12 @@ from redis.asyncio import Redis
 
 from devstack.ports import free_port
 from devstack.services import SERVICES, ServiceProcess, service_environment
+from shared.clock import now_ms
 from shared.contracts.codec import event_decoder
 from shared.contracts.jobs import JobEnvelope, JobView
 from shared.jobstore import JobStore
 from shared.streams import QueueKeys
 from tests.streams import pending_count, stream_entries
-from worker.runner import now_ms
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +165,52 @@ async def test_a_job_outlasting_the_grace_period_is_handed_back_and_run_by_anoth
     view = await wait_for(store, job_id, "completed")
     assert view.result == {"slept_s": 4.0}
     assert (await event_counts(store, redis_url, job_id))["job.completed"] == 1
+
+
+async def enqueue_echo(store: JobStore, *, due_in_ms: int = 0) -> str:
+    now = now_ms()
+    envelope = JobEnvelope(
+        id=str(uuid.uuid4()),
+        type="demo.echo",
+        queue="default",
+        owner="alice",
+        max_attempts=1,
+        enqueued_at_ms=now,
+        due_at_ms=now + due_in_ms,
+        payload=msgspec.Raw(b'{"text":"x"}'),
+    )
+    await store.enqueue(envelope)
+    return envelope.id
+
+
+async def test_a_rate_limit_holds_across_two_workers(
+    spawn_worker: SpawnWorker, store: JobStore
+) -> None:
+    for name in ("first", "second"):
+        spawn_worker(name, WORKER_RATE_LIMITS="demo.echo=5/s")
+    job_ids = [await enqueue_echo(store) for _ in range(15)]
+
+    starts = sorted(
+        [(await wait_for(store, job_id, "completed")).started_at_ms or 0 for job_id in job_ids]
+    )
+
+    # 15 starts at 5/s, burst 1: the last is at least 14 intervals (2.8 s) after the first...
+    assert starts[-1] - starts[0] >= 2_700
+    # ...and no second holds more than its 5 starts plus the burst, whoever started them.
+    for index, start in enumerate(starts):
+        assert sum(1 for later in starts[index:] if later - start < 1_000) <= 6
+
+
+async def test_a_delayed_job_runs_no_earlier_than_due_and_within_a_second_of_it(
+    spawn_worker: SpawnWorker, store: JobStore
+) -> None:
+    spawn_worker("punctual")
+    before = now_ms()
+    job_id = await enqueue_echo(store, due_in_ms=1_500)
+
+    view = await wait_for(store, job_id, "completed")
+
+    assert view.started_at_ms is not None
+    due = view.created_at_ms + 1_500
+    assert before + 1_500 <= view.started_at_ms
+    assert view.started_at_ms - due <= 1_000

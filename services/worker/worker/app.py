@@ -15,6 +15,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.connections import RETRY_ON, redis_client
@@ -22,6 +23,7 @@ from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, QueueKeys
 from worker.handlers import demo
+from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
 from worker.retry import RetryPolicy
@@ -69,6 +71,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
         RetryPolicy(schedule_s=worker.retry_schedule_s),
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
+        limiters=_rate_limiters(redis, queues, worker),
     )
     for queue in queues:
         _subscribe(broker, runner, queue, worker)
@@ -150,6 +153,16 @@ def _subscribe(broker: RedisBroker, runner: JobRunner, queue: str, worker: Worke
     async def consume(message: RedisStreamMessage) -> None:
         entry_id = message.raw_message["message_ids"][0].decode()
         await runner.run(queue, entry_id, message.body)
+
+
+def _rate_limiters(
+    redis: Redis, queues: tuple[str, ...], worker: WorkerSettings
+) -> dict[str, RateLimiter]:
+    """One limiter per queue, when any limit is set: the same limits apply on every queue."""
+    limits = parse_rate_limits(worker.rate_limits)
+    if not limits:
+        return {}
+    return {queue: RateLimiter(redis, queue, limits) for queue in queues}
 
 
 class _Shutdown:

@@ -6,18 +6,20 @@ dead-lettered with a reason, so a bad message can neither crash the consumer nor
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from shared.clock import now_ms
 from shared.contracts.codec import envelope_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
+from worker.ratelimit import RateLimiter
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
 
@@ -27,13 +29,12 @@ UNEXPECTED_FAILURE = "The job failed unexpectedly."
 MAX_DETAIL_CHARS = 8_000
 
 
-def now_ms() -> int:
-    """Wall-clock milliseconds: the unit of every timestamp Conduit stores."""
-    return time.time_ns() // 1_000_000
-
-
 class InvalidPayloadError(PermanentJobError):
     """The payload does not match the job type's contract."""
+
+
+class JobTimeoutError(JobError):
+    """The attempt ran past the job's `timeout_s`; it is retried like any failure."""
 
 
 class PoisonJobError(PermanentJobError):
@@ -72,6 +73,7 @@ class JobRunner:
         *,
         consumer: str,
         max_deliveries: int,
+        limiters: Mapping[str, RateLimiter] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
@@ -79,6 +81,7 @@ class JobRunner:
         self._default_retry = default_retry
         self._consumer = consumer
         self._max_deliveries = max_deliveries
+        self._limiters = dict(limiters or {})
         self._clock = clock
         self._in_hand: dict[str, set[str]] = {}
 
@@ -103,6 +106,10 @@ class JobRunner:
             raw = body.decode(errors="replace")
             await self._store.reject(queue, entry_id, raw, f"undecodable job: {exc}", self._clock())
             return
+        limiter = self._limiters.get(queue)
+        if limiter is not None:
+            # Waiting here keeps the entry in hand, so its lease is renewed meanwhile.
+            await limiter.acquire(envelope.type)
         token = uuid.uuid4().hex
         started = await self._store.start(
             envelope, token, self._clock(), entry_id=entry_id, consumer=self._consumer
@@ -117,7 +124,10 @@ class JobRunner:
         if deliveries > self._max_deliveries:
             died = deliveries - 1
             await self._fail(
-                envelope, token, entry_id, PoisonJobError(f"its worker died all {died} times")
+                envelope,
+                token,
+                entry_id,
+                PoisonJobError(f"The job stopped its worker {died} times; it will not run again."),
             )
             return
         try:
@@ -136,7 +146,16 @@ class JobRunner:
             payload = msgspec.json.decode(envelope.payload, type=job_type.payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise InvalidPayloadError(f"invalid payload: {exc}") from exc
-        return await job_type.handler(payload, _Attempt(self._store, envelope, token))
+        deadline = asyncio.timeout(envelope.timeout_s)
+        try:
+            async with deadline:
+                return await job_type.handler(payload, _Attempt(self._store, envelope, token))
+        except TimeoutError as exc:
+            if deadline.expired():
+                raise JobTimeoutError(
+                    f"The job took longer than its timeout of {envelope.timeout_s:g} s."
+                ) from exc
+            raise
 
     async def _fail(self, envelope: JobEnvelope, token: str, entry_id: str, exc: Exception) -> None:
         now = self._clock()

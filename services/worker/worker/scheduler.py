@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
+from shared.clock import now_ms
 from shared.jobstore import JobStore
-from worker.runner import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,9 @@ class _JobEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
 
 
 class JobQueued(_JobEvent, frozen=True, kw_only=True, tag="job.queued"):
-    """The job was accepted and waits on its queue."""
+    """The job was accepted and waits on its queue, or until `run_at_ms` when it is delayed."""
+
+    run_at_ms: int | None = None
 
 
 class JobStarted(_JobEvent, frozen=True, kw_only=True, tag="job.started"):
@@ -64,4 +66,18 @@ class JobDeadLettered(_JobEvent, frozen=True, kw_only=True, tag="job.dead_letter
     error: ErrorInfo
 
 
-JobEvent = JobQueued | JobStarted | JobProgressed | JobRetrying | JobCompleted | JobDeadLettered
+class JobCancelled(_JobEvent, frozen=True, kw_only=True, tag="job.cancelled"):
+    """The job was cancelled before it ran; it will not run."""
+
+    by: str
+
+
+JobEvent = (
+    JobQueued
+    | JobStarted
+    | JobProgressed
+    | JobRetrying
+    | JobCompleted
+    | JobDeadLettered
+    | JobCancelled
+)

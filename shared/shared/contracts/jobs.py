@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-JobState = Literal["queued", "active", "retrying", "completed", "dead", "cancelled"]
+JobState = Literal["delayed", "queued", "active", "retrying", "completed", "dead", "cancelled"]
+# States a job can be cancelled from: it waits, no attempt holds it.
+CANCELLABLE_STATES: frozenset[JobState] = frozenset({"delayed", "queued", "retrying"})
 # One first attempt and three retries: the default schedule waits 10 s, 60 s and 5 min.
 DEFAULT_MAX_ATTEMPTS = 4
 FINISHED_STATES: frozenset[JobState] = frozenset({"completed", "dead", "cancelled"})
@@ -19,6 +22,23 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     queue: str | None = None
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=25)] | None = None
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
+    delay_s: Annotated[float, msgspec.Meta(ge=0, le=365 * 86_400)] | None = None
+    run_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.delay_s is not None and self.run_at is not None:
+            raise ValueError("give delay_s or run_at, not both")
+        if self.run_at is not None and self.run_at.tzinfo is None:
+            raise ValueError("run_at needs a time zone, e.g. 2026-11-23T12:00:00Z")
+
+    def due_ms(self, now_ms: int) -> int:
+        """When the job may first run: now, after `delay_s`, or at `run_at`."""
+        if self.delay_s is not None:
+            return now_ms + round(self.delay_s * 1000)
+        if self.run_at is not None:
+            return max(now_ms, round(self.run_at.timestamp() * 1000))
+        return now_ms
 
 
 class JobAccepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +71,9 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 1
     max_attempts: int
     enqueued_at_ms: int
+    # When the job may first run; later than `enqueued_at_ms` for a delayed job.
+    due_at_ms: int = 0
+    timeout_s: float | None = None
     errors: tuple[AttemptError, ...] = ()
     trace: dict[str, str] = msgspec.field(default_factory=dict)
     payload: msgspec.Raw

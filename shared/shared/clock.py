@@ -1,0 +1,10 @@
+"""Wall-clock milliseconds: the unit of every timestamp Conduit stores and sends."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
