@@ -12,8 +12,10 @@ from gateway.auth import create_jwt_auth
 from gateway.jobs import JobController
 from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
+from gateway.repeatables import RepeatableController
 from shared.connections import redis_client
 from shared.jobstore import JobStore
+from shared.repeatables import RepeatableStore
 from shared.settings import JwtSettings, QueueSettings, RedisSettings
 
 MAX_BODY_BYTES = 1_048_576
@@ -37,15 +39,17 @@ def create_app(settings: Settings) -> Litestar:
     """Build the gateway; the Redis client opens lazily and closes at shutdown."""
     redis = redis_client(settings.redis)
     store = JobStore(redis)
+    repeatables = RepeatableStore(redis)
 
     async def close_redis() -> None:
         await redis.aclose()
 
     return Litestar(
-        route_handlers=[JobController, livez, readyz, MetricsController],
+        route_handlers=[JobController, RepeatableController, livez, readyz, MetricsController],
         dependencies={
             "redis": Provide(lambda: redis, sync_to_thread=False),
             "store": Provide(lambda: store, sync_to_thread=False),
+            "repeatables": Provide(lambda: repeatables, sync_to_thread=False),
             "queues": Provide(lambda: settings.queues, sync_to_thread=False),
         },
         on_app_init=[create_jwt_auth(settings.jwt).on_app_init],

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 from faststream import AckPolicy
@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.connections import RETRY_ON, redis_client
+from shared.contracts.repeatables import Repeatable
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, QueueKeys
@@ -26,6 +27,7 @@ from worker.handlers import demo
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
+from worker.repeat import RepeatScheduler
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.scheduler import DuePromoter
@@ -51,7 +53,11 @@ def create_registry() -> Registry:
     return registry
 
 
-def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFastStream:
+def create_app(
+    settings: Settings,
+    registry: Registry | None = None,
+    repeatables: Sequence[Repeatable] = (),
+) -> AsgiFastStream:
     """Wire the broker, store, runner and promoter; serve /livez, /readyz and /metrics."""
     metrics = CollectorRegistry()
     broker = RedisBroker(
@@ -76,6 +82,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
     for queue in queues:
         _subscribe(broker, runner, queue, worker)
     promoter = DuePromoter(store, queues, worker.promote_interval_s)
+    repeater = RepeatScheduler(redis, store, queues, repeatables)
     leases = LeaseKeeper(
         store,
         runner,
@@ -106,6 +113,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> AsgiFast
         loops = [
             asyncio.create_task(promoter.run(), name="promote-due"),
             asyncio.create_task(leases.run(), name="renew-leases"),
+            asyncio.create_task(repeater.run(), name="repeat"),
         ]
         reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
         try:
