@@ -51,3 +51,25 @@ def test_waits_never_shrink_along_a_sorted_schedule(
 ) -> None:
     policy = RetryPolicy(schedule_s=tuple(sorted(schedule)))
     assert policy.delay_ms(attempt + 1) >= policy.delay_ms(attempt)
+
+
+@given(
+    base=st.floats(min_value=0.01, max_value=100),
+    cap=st.floats(min_value=0, max_value=3600),
+    attempt=st.integers(min_value=1, max_value=200),
+    jitter=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_exponential_waits_double_up_to_the_cap_with_at_most_half_of_jitter(
+    base: float, cap: float, attempt: int, jitter: float
+) -> None:
+    policy = RetryPolicy(exponential_base_s=base, cap_s=cap, retries=5)
+    ceiling_ms = min(cap, base * 2.0 ** min(attempt - 1, 60)) * 1000
+    wait = policy.delay_ms(attempt, jitter)
+    assert ceiling_ms / 2 - 1 <= wait <= ceiling_ms + 1
+    assert policy.default_max_attempts == 6
+
+
+def test_jitter_spreads_exponential_waits_between_half_and_all_of_the_step() -> None:
+    policy = RetryPolicy(exponential_base_s=1.0, cap_s=60)
+    assert [policy.delay_ms(3, jitter) for jitter in (0.0, 0.5, 0.999)] == [2000, 3000, 3998]
+    assert policy.delay_ms(30, 0.0) == 30_000

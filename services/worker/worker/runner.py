@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
@@ -168,6 +169,7 @@ class JobRunner:
             max_attempts=envelope.max_attempts,
             permanent=isinstance(exc, PermanentJobError | UnknownJobTypeError),
             now_ms=now,
+            jitter=random.random(),  # noqa: S311 - spreading retries needs no secrecy
         )
         if due_ms is None:
             log.warning(
