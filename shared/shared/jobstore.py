@@ -29,8 +29,15 @@ from shared.contracts.events import (
     JobRetrying,
     JobStarted,
 )
-from shared.contracts.jobs import AttemptError, DeadLetter, JobEnvelope, JobState, JobView
-from shared.streams import DATA_FIELD, WORKER_GROUP, QueueKeys, role_room, user_room
+from shared.contracts.jobs import (
+    PRIORITIES,
+    AttemptError,
+    DeadLetter,
+    JobEnvelope,
+    JobState,
+    JobView,
+)
+from shared.streams import DATA_FIELD, WORKER_GROUP, Lane, QueueKeys, role_room, user_room
 
 _SCRIPTS = (
     "enqueue",
@@ -95,12 +102,10 @@ class JobStore:
             name: redis.register_script((lua / f"{name}.lua").read_text()) for name in _SCRIPTS
         }
 
-    async def ensure_group(self, queue: str) -> None:
+    async def ensure_group(self, lane: Lane) -> None:
         """Create the worker group at id 0, so entries written before it existed are read too."""
         try:
-            await self._redis.xgroup_create(
-                QueueKeys(queue).stream, WORKER_GROUP, id="0", mkstream=True
-            )
+            await self._redis.xgroup_create(lane.stream, WORKER_GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -124,13 +129,14 @@ class JobStore:
             "id": envelope.id,
             "type": envelope.type,
             "queue": envelope.queue,
+            "priority": envelope.priority,
             "owner": envelope.owner,
             "attempt": 0,
             "max_attempts": envelope.max_attempts,
             "created_ms": envelope.enqueued_at_ms,
         }
         job_id, created = await self._scripts["enqueue"](
-            keys=[job_key, keys.stream, keys.events, idem_key, keys.delayed],
+            keys=[job_key, keys.stream_of(envelope.priority), keys.events, idem_key, keys.delayed],
             args=[
                 envelope.id,
                 encoder.encode(envelope),
@@ -187,7 +193,7 @@ class JobStore:
         keys = QueueKeys(envelope.queue)
         started = JobStarted(**self._event_base(envelope, now_ms), attempt=envelope.attempt)
         outcome = await self._scripts["start"](
-            keys=[keys.job(envelope.id), keys.events, keys.stream],
+            keys=[keys.job(envelope.id), keys.events, keys.stream_of(envelope.priority)],
             args=[
                 token,
                 envelope.attempt,
@@ -236,7 +242,7 @@ class JobStore:
         )
         return bool(
             await self._scripts["complete"](
-                keys=[keys.job(envelope.id), keys.stream, keys.events],
+                keys=[keys.job(envelope.id), keys.stream_of(envelope.priority), keys.events],
                 args=[
                     token,
                     entry_id,
@@ -273,7 +279,12 @@ class JobStore:
         )
         return bool(
             await self._scripts["retry"](
-                keys=[keys.job(envelope.id), keys.stream, keys.delayed, keys.events],
+                keys=[
+                    keys.job(envelope.id),
+                    keys.stream_of(envelope.priority),
+                    keys.delayed,
+                    keys.events,
+                ],
                 args=[
                     token,
                     entry_id,
@@ -305,7 +316,12 @@ class JobStore:
         )
         return bool(
             await self._scripts["dead_letter"](
-                keys=[keys.job(envelope.id), keys.stream, keys.dead, keys.events],
+                keys=[
+                    keys.job(envelope.id),
+                    keys.stream_of(envelope.priority),
+                    keys.dead,
+                    keys.events,
+                ],
                 args=[
                     token,
                     entry_id,
@@ -321,38 +337,37 @@ class JobStore:
             )
         )
 
-    async def reject(self, queue: str, entry_id: str, raw: str, reason: str, now_ms: int) -> None:
+    async def reject(self, lane: Lane, entry_id: str, raw: str, reason: str, now_ms: int) -> None:
         """Dead-letter a stream entry that cannot be run at all, with the reason, and ack it."""
-        keys = QueueKeys(queue)
         letter = DeadLetter(reason=reason, raw=raw, source_entry=entry_id, at_ms=now_ms)
         await self._scripts["reject"](
-            keys=[keys.stream, keys.dead],
+            keys=[lane.stream, QueueKeys(lane.queue).dead],
             args=[entry_id, WORKER_GROUP, encoder.encode(letter), DATA_FIELD],
         )
 
-    async def discard(self, queue: str, entry_id: str) -> None:
+    async def discard(self, lane: Lane, entry_id: str) -> None:
         """Ack and drop an entry whose job needs no run: cancelled or already finished."""
-        stream = QueueKeys(queue).stream
+        stream = lane.stream
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(stream, WORKER_GROUP, entry_id)
             pipe.xdel(stream, entry_id)
             await pipe.execute()
 
-    async def renew(self, queue: str, consumer: str, entry_ids: Sequence[str]) -> int:
+    async def renew(self, lane: Lane, consumer: str, entry_ids: Sequence[str]) -> int:
         """Reset the idle time of the entries `consumer` still holds; returns how many."""
         if not entry_ids:
             return 0
         renewed = await self._scripts["renew"](
-            keys=[QueueKeys(queue).stream], args=[WORKER_GROUP, consumer, *entry_ids]
+            keys=[lane.stream], args=[WORKER_GROUP, consumer, *entry_ids]
         )
         return int(renewed)
 
     async def reclaim(
-        self, queue: str, consumer: str, *, min_idle_ms: int, count: int
+        self, lane: Lane, consumer: str, *, min_idle_ms: int, count: int
     ) -> list[Reclaimed]:
         """Take over up to `count` entries idle for `min_idle_ms`: their holder has died."""
         taken = await self._scripts["reclaim"](
-            keys=[QueueKeys(queue).stream],
+            keys=[lane.stream],
             args=[WORKER_GROUP, consumer, min_idle_ms, count, DATA_FIELD],
         )
         return [
@@ -360,10 +375,10 @@ class JobStore:
             for entry_id, data, deliveries in taken
         ]
 
-    async def hand_back(self, queue: str, consumer: str) -> int:
+    async def hand_back(self, lane: Lane, consumer: str) -> int:
         """Make every entry `consumer` holds claimable by other workers now; returns how many."""
         handed = await self._scripts["hand_back"](
-            keys=[QueueKeys(queue).stream], args=[WORKER_GROUP, consumer, HAND_BACK_IDLE_MS, 10_000]
+            keys=[lane.stream], args=[WORKER_GROUP, consumer, HAND_BACK_IDLE_MS, 10_000]
         )
         return int(handed)
 
@@ -371,7 +386,7 @@ class JobStore:
         """Move up to `batch` delayed jobs that are due onto the stream; returns how many moved."""
         keys = QueueKeys(queue)
         moved = await self._scripts["promote"](
-            keys=[keys.delayed, keys.stream],
+            keys=[keys.delayed, *(keys.stream_of(priority) for priority in PRIORITIES)],
             args=[now_ms, batch, keys.job(""), DATA_FIELD],
         )
         return int(moved)
@@ -406,6 +421,7 @@ def _view(record: dict[bytes, bytes]) -> JobView:
         id=_text(record[b"id"]),
         type=_text(record[b"type"]),
         queue=_text(record[b"queue"]),
+        priority=_text(record.get(b"priority", b"normal")),  # type: ignore[arg-type]
         owner=_text(record[b"owner"]),
         state=state,
         attempt=int(record[b"attempt"]),

@@ -6,7 +6,11 @@ slot and queues are the unit of scale-out across shards.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
+
+from shared.contracts.jobs import PRIORITIES, Priority
 
 PREFIX = "conduit"
 WORKER_GROUP = "workers"
@@ -28,6 +32,10 @@ class QueueKeys(msgspec.Struct, frozen=True):
     def stream(self) -> str:
         """Jobs ready to run, read by the worker group."""
         return f"{self.tag}:stream"
+
+    def stream_of(self, priority: Priority) -> str:
+        """The stream of this queue's jobs of one priority; normal ones use the plain stream."""
+        return self.stream if priority == "normal" else f"{self.stream}:{priority}"
 
     @property
     def delayed(self) -> str:
@@ -65,6 +73,23 @@ class QueueKeys(msgspec.Struct, frozen=True):
     def rate(self, name: str) -> str:
         """A rate limit's state (its theoretical arrival time): a job type's, or `*` for all."""
         return f"{self.tag}:rate:{name}"
+
+
+class Lane(msgspec.Struct, frozen=True):
+    """One stream a worker consumes: a queue's jobs of one priority."""
+
+    queue: str
+    priority: Priority = "normal"
+
+    @property
+    def stream(self) -> str:
+        """This lane's stream."""
+        return QueueKeys(self.queue).stream_of(self.priority)
+
+
+def lanes_of(queues: Iterable[str]) -> tuple[Lane, ...]:
+    """Every lane of these queues, highest priority first."""
+    return tuple(Lane(queue, priority) for queue in queues for priority in PRIORITIES)
 
 
 def user_room(sub: str) -> str:

@@ -295,3 +295,22 @@ async def test_the_owner_cancels_a_waiting_job_and_cannot_cancel_it_twice(
     assert again.status_code == 409
     assert again.json()["type"] == "urn:conduit:problem:conflict"
     assert missing.status_code == 404
+
+
+async def test_a_high_priority_job_lands_on_its_queues_high_stream(
+    client: Client, redis: Redis, make_token: TokenFactory
+) -> None:
+    answer = await client.post(
+        "/v1/jobs",
+        json={"type": "demo.echo", "payload": {"text": "urgent"}, "priority": "high"},
+        headers=bearer(make_token("alice")),
+    )
+
+    assert answer.status_code == 202
+    keys = QueueKeys("default")
+    assert await redis.xlen(keys.stream_of("high")) == 1
+    assert await redis.exists(keys.stream) == 0
+    job = (
+        await client.get(f"/v1/jobs/{answer.json()['id']}", headers=bearer(make_token("alice")))
+    ).json()
+    assert job["priority"] == "high"

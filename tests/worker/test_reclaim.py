@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from shared.clock import now_ms
 from shared.contracts.jobs import JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
-from shared.streams import WORKER_GROUP, QueueKeys
+from shared.streams import WORKER_GROUP, Lane, QueueKeys
 from tests.streams import read_group
 from worker.app import create_registry
 from worker.reclaim import LeaseKeeper, Reclaimer
@@ -22,6 +22,7 @@ from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 
 KEYS = QueueKeys("default")
+LANE = Lane("default")
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def store(redis: Redis) -> JobStore:
     job_store = JobStore(redis)
-    await job_store.ensure_group("default")
+    await job_store.ensure_group(LANE)
     return job_store
 
 
@@ -82,9 +83,9 @@ async def test_the_old_holder_does_not_start_an_entry_another_worker_reclaimed(
 ) -> None:
     envelope = await enqueue_echo(store)
     [(entry, data)] = await read_group(redis, KEYS.stream, "a")
-    await store.reclaim("default", "b", min_idle_ms=0, count=10)
+    await store.reclaim(LANE, "b", min_idle_ms=0, count=10)
 
-    await runner_for(store, "a").run("default", entry, data)
+    await runner_for(store, "a").run(LANE, entry, data)
 
     assert await state_of(store, envelope.id) == "queued"
     owner, _idle, _deliveries = await pending_of(redis, entry)
@@ -101,7 +102,7 @@ async def test_a_reclaimer_runs_a_dead_workers_job_to_completion(
     reclaimer = Reclaimer(
         store,
         runner_for(store, "alive"),
-        ["default"],
+        [LANE],
         consumer="alive",
         visibility_timeout_s=0.05,
         interval_s=0.05,
@@ -127,12 +128,12 @@ async def test_a_job_that_kills_its_worker_every_time_is_dead_lettered_as_poison
     envelope = await enqueue_echo(store)
     [(entry, _data)] = await read_group(redis, KEYS.stream, "w1")
     # Two more workers take it over and "die" too: three deliveries.
-    await store.reclaim("default", "w2", min_idle_ms=0, count=1)
-    [taken] = await store.reclaim("default", "w3", min_idle_ms=0, count=1)
+    await store.reclaim(LANE, "w2", min_idle_ms=0, count=1)
+    [taken] = await store.reclaim(LANE, "w3", min_idle_ms=0, count=1)
     assert (taken.entry_id, taken.deliveries) == (entry, 3)
 
     await runner_for(store, "w3", max_deliveries=2).run(
-        "default", taken.entry_id, taken.data, taken.deliveries
+        LANE, taken.entry_id, taken.data, taken.deliveries
     )
 
     view = await store.get(["default"], envelope.id)
@@ -148,12 +149,12 @@ async def test_leases_of_jobs_in_hand_are_renewed_and_nobody_elses(
     await enqueue_echo(store)
     await enqueue_echo(store)
     [(mine, _), (theirs, _)] = await read_group(redis, KEYS.stream, "a")
-    await store.reclaim("default", "b", min_idle_ms=0, count=10)
+    await store.reclaim(LANE, "b", min_idle_ms=0, count=10)
     # "a" holds nothing now; give one entry back to it to hold.
     await redis.xclaim(KEYS.stream, WORKER_GROUP, "a", 0, [mine], justid=True)
     await asyncio.sleep(0.2)
 
-    renewed = await store.renew("default", "a", [mine, theirs])
+    renewed = await store.renew(LANE, "a", [mine, theirs])
 
     assert renewed == 1
     owner, idle, _ = await pending_of(redis, mine)
@@ -166,8 +167,8 @@ async def test_the_lease_keeper_renews_what_the_runner_holds(store: JobStore, re
     await enqueue_echo(store)
     [(entry, _)] = await read_group(redis, KEYS.stream, "a")
     runner = runner_for(store, "a")
-    keeper = LeaseKeeper(store, runner, ["default"], consumer="a", visibility_timeout_s=0.15)
-    runner._in_hand["default"] = {entry}
+    keeper = LeaseKeeper(store, runner, [LANE], consumer="a", visibility_timeout_s=0.15)
+    runner._in_hand[LANE] = {entry}
 
     renewing = asyncio.create_task(keeper.run())
     await asyncio.sleep(0.4)
@@ -184,9 +185,9 @@ async def test_hand_back_makes_entries_claimable_at_once_without_counting_a_deli
     await enqueue_echo(store)
     [(entry, _)] = await read_group(redis, KEYS.stream, "leaving")
 
-    assert await store.hand_back("default", "leaving") == 1
+    assert await store.hand_back(LANE, "leaving") == 1
     # Whatever visibility timeout the other workers run with.
-    [taken] = await store.reclaim("default", "staying", min_idle_ms=86_400_000, count=10)
+    [taken] = await store.reclaim(LANE, "staying", min_idle_ms=86_400_000, count=10)
 
     assert taken.entry_id == entry
     # A graceful hand-back is no crash: the delivery to "leaving" is not counted towards the

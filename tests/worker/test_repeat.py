@@ -28,11 +28,12 @@ from shared.repeatables import (
     check_cron,
     check_repeatable,
 )
-from shared.streams import QueueKeys
+from shared.streams import Lane, QueueKeys
 from tests.streams import stream_entries
 from worker.repeat import RepeatScheduler, due_tick, idempotency_key, latest_tick
 
 KEYS = QueueKeys("default")
+LANE = Lane("default")
 QUEUES = ("default",)
 MINUTE_MS = 60_000
 # Up to the year 2106; cron arithmetic beyond that is not ours to test.
@@ -210,7 +211,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def store(redis: Redis) -> JobStore:
     job_store = JobStore(redis)
-    await job_store.ensure_group("default")
+    await job_store.ensure_group(LANE)
     return job_store
 
 

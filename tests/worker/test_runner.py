@@ -13,7 +13,7 @@ from shared.clock import now_ms
 from shared.contracts.codec import dead_letter_decoder, encoder, event_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
-from shared.streams import DATA_FIELD, QueueKeys
+from shared.streams import DATA_FIELD, Lane, QueueKeys
 from tests.streams import pending_count, read_group, stream_entries
 from worker.app import create_registry
 from worker.registry import JobContext, Registry
@@ -21,6 +21,7 @@ from worker.retry import RetryPolicy
 from worker.runner import UNEXPECTED_FAILURE, JobRunner
 
 KEYS = QueueKeys("default")
+LANE = Lane("default")
 INSTANT = RetryPolicy(schedule_s=(0.0,))
 
 
@@ -34,7 +35,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def store(redis: Redis) -> JobStore:
     job_store = JobStore(redis)
-    await job_store.ensure_group("default")
+    await job_store.ensure_group(LANE)
     return job_store
 
 
@@ -61,7 +62,7 @@ async def deliver(redis: Redis, runner: JobRunner) -> int:
     """Read what the group has for one consumer and run each entry, as a worker would."""
     entries = await read_group(redis, KEYS.stream, CONSUMER)
     for entry_id, data in entries:
-        await runner.run("default", entry_id, data)
+        await runner.run(LANE, entry_id, data)
     return len(entries)
 
 
@@ -220,7 +221,7 @@ async def test_a_stale_attempt_cannot_complete_a_job_started_again(
     started = await store.start(envelope, "old-token", now_ms(), entry_id=entry, consumer="old")
     assert started is StartOutcome.STARTED
     # The old worker stops renewing its lease; another takes the entry over and starts again.
-    [reclaimed] = await store.reclaim("default", "new", min_idle_ms=0, count=10)
+    [reclaimed] = await store.reclaim(LANE, "new", min_idle_ms=0, count=10)
     assert reclaimed.entry_id == entry
     restarted = await store.start(envelope, "new-token", now_ms(), entry_id=entry, consumer="new")
     assert restarted is StartOutcome.STARTED
@@ -309,3 +310,24 @@ async def test_a_cancelled_queued_job_is_dropped_by_the_worker_without_running(
     assert after.state == "cancelled"
     assert await pending_count(redis, KEYS.stream) == 0
     assert (await event_kinds(redis, envelope.id))[-1] == "job.cancelled"
+
+
+async def test_a_retried_high_priority_job_returns_to_the_high_stream(
+    redis: Redis, store: JobStore
+) -> None:
+    high = Lane("default", "high")
+    await store.ensure_group(high)
+    envelope = msgspec.structs.replace(make_envelope("demo.fail", {"times": 1}), priority="high")
+    await store.enqueue(envelope)
+    runner = make_runner(store, create_registry())
+
+    [(entry, data)] = await read_group(redis, high.stream, CONSUMER)
+    await runner.run(high, entry, data)
+    assert await store.promote_due("default", now_ms() + 10_000) == 1
+    [(again, data)] = await read_group(redis, high.stream, CONSUMER)
+    await runner.run(high, again, data)
+
+    view = await store.get(["default"], envelope.id)
+    assert view is not None
+    assert (view.state, view.priority) == ("completed", "high")
+    assert await redis.xlen(KEYS.stream) == 0

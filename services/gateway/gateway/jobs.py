@@ -69,6 +69,7 @@ class JobController(Controller):
             id=str(uuid.uuid4()),
             type=data.type,
             queue=queue,
+            priority=data.priority,
             owner=request.user.sub,
             max_attempts=data.max_attempts or DEFAULT_MAX_ATTEMPTS,
             enqueued_at_ms=now,

@@ -1,4 +1,4 @@
-"""The worker's composition root: FastStream consumers per queue, the promoter and probes."""
+"""The worker's composition root: FastStream consumers per lane, the loops beside them, probes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from shared.connections import RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
-from shared.streams import WORKER_GROUP, QueueKeys
+from shared.streams import WORKER_GROUP, Lane, lanes_of
+from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import demo
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
@@ -71,6 +72,7 @@ def create_app(
     store = JobStore(redis)
     worker = settings.worker
     queues = settings.queues.names
+    lanes = lanes_of(queues)
     runner = JobRunner(
         store,
         registry or create_registry(),
@@ -78,22 +80,25 @@ def create_app(
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
         limiters=_rate_limiters(redis, queues, worker),
+        admission=Admission(
+            worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
+        ),
     )
-    for queue in queues:
-        _subscribe(broker, runner, queue, worker)
+    for lane in lanes:
+        _subscribe(broker, runner, lane, worker)
     promoter = DuePromoter(store, queues, worker.promote_interval_s)
     repeater = RepeatScheduler(redis, store, queues, repeatables)
     leases = LeaseKeeper(
         store,
         runner,
-        queues,
+        lanes,
         consumer=worker.consumer,
         visibility_timeout_s=worker.visibility_timeout_s,
     )
     reclaimer = Reclaimer(
         store,
         runner,
-        queues,
+        lanes,
         consumer=worker.consumer,
         visibility_timeout_s=worker.visibility_timeout_s,
         interval_s=worker.reclaim_interval_s,
@@ -109,7 +114,7 @@ def create_app(
     async def lifespan() -> AsyncIterator[None]:
         # Groups are created at id 0 before FastStream subscribes: it would create them at `$`
         # and never read the jobs enqueued before the first worker started.
-        await _ensure_groups(store, queues)
+        await _ensure_groups(store, lanes)
         loops = [
             asyncio.create_task(promoter.run(), name="promote-due"),
             asyncio.create_task(leases.run(), name="renew-leases"),
@@ -126,7 +131,7 @@ def create_app(
             for task in (*loops, reclaiming):
                 task.cancel()
             await asyncio.gather(*loops, reclaiming, return_exceptions=True)
-            await _hand_back(store, queues, worker)
+            await _hand_back(store, lanes, worker)
             await redis.aclose()
 
     @get
@@ -146,11 +151,11 @@ def create_app(
     )
 
 
-def _subscribe(broker: RedisBroker, runner: JobRunner, queue: str, worker: WorkerSettings) -> None:
+def _subscribe(broker: RedisBroker, runner: JobRunner, lane: Lane, worker: WorkerSettings) -> None:
     # Acks are ours: each outcome's Lua script acks the entry in the same step that records it.
     @broker.subscriber(
         stream=StreamSub(
-            QueueKeys(queue).stream,
+            lane.stream,
             group=WORKER_GROUP,
             consumer=worker.consumer,
             max_records=worker.concurrency,
@@ -160,7 +165,7 @@ def _subscribe(broker: RedisBroker, runner: JobRunner, queue: str, worker: Worke
     )
     async def consume(message: RedisStreamMessage) -> None:
         entry_id = message.raw_message["message_ids"][0].decode()
-        await runner.run(queue, entry_id, message.body)
+        await runner.run(lane, entry_id, message.body)
 
 
 def _rate_limiters(
@@ -189,25 +194,25 @@ class _Shutdown:
         return max(self._deadline - time.monotonic(), 0.0)
 
 
-async def _hand_back(store: JobStore, queues: tuple[str, ...], worker: WorkerSettings) -> None:
+async def _hand_back(store: JobStore, lanes: tuple[Lane, ...], worker: WorkerSettings) -> None:
     """Leave no job waiting on a lease that will never be renewed: others take them at once."""
-    for queue in queues:
+    for lane in lanes:
         try:
-            handed = await store.hand_back(queue, worker.consumer)
+            handed = await store.hand_back(lane, worker.consumer)
         except (RedisError, OSError) as exc:
             log.warning("could not hand back unfinished jobs; they are reclaimed later: %s", exc)
             return
         if handed:
-            log.info("handed back unfinished jobs", extra={"queue": queue, "count": handed})
+            log.info("handed back unfinished jobs", extra={"stream": lane.stream, "count": handed})
 
 
-async def _ensure_groups(store: JobStore, queues: tuple[str, ...]) -> None:
-    """Create every queue's group, waiting out a Redis that is not up yet."""
+async def _ensure_groups(store: JobStore, lanes: tuple[Lane, ...]) -> None:
+    """Create every lane's group, waiting out a Redis that is not up yet."""
     delay_s = 0.1
     while True:
         try:
-            for queue in queues:
-                await store.ensure_group(queue)
+            for lane in lanes:
+                await store.ensure_group(lane)
         except (RedisError, OSError) as exc:
             log.warning("Redis not reachable yet, retrying in %.1fs: %s", delay_s, exc)
             await asyncio.sleep(delay_s)

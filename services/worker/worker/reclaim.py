@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from redis.exceptions import RedisError
 
 from shared.jobstore import JobStore, Reclaimed
+from shared.streams import Lane
 from worker.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -28,14 +29,14 @@ class LeaseKeeper:
         self,
         store: JobStore,
         runner: JobRunner,
-        queues: Sequence[str],
+        lanes: Sequence[Lane],
         *,
         consumer: str,
         visibility_timeout_s: float,
     ) -> None:
         self._store = store
         self._runner = runner
-        self._queues = tuple(queues)
+        self._lanes = tuple(lanes)
         self._consumer = consumer
         self._interval_s = visibility_timeout_s / 3
 
@@ -43,9 +44,9 @@ class LeaseKeeper:
         """Renew until cancelled; a Redis outage is logged, and the next round tries again."""
         while True:
             await asyncio.sleep(self._interval_s)
-            for queue in self._queues:
+            for lane in self._lanes:
                 try:
-                    await self._store.renew(queue, self._consumer, self._runner.in_hand(queue))
+                    await self._store.renew(lane, self._consumer, self._runner.in_hand(lane))
                 except (RedisError, OSError) as exc:
                     log.warning("could not renew leases: %s", exc)
 
@@ -57,7 +58,7 @@ class Reclaimer:
         self,
         store: JobStore,
         runner: JobRunner,
-        queues: Sequence[str],
+        lanes: Sequence[Lane],
         *,
         consumer: str,
         visibility_timeout_s: float,
@@ -66,7 +67,7 @@ class Reclaimer:
     ) -> None:
         self._store = store
         self._runner = runner
-        self._queues = tuple(queues)
+        self._lanes = tuple(lanes)
         self._consumer = consumer
         self._min_idle_ms = round(visibility_timeout_s * 1000)
         self._interval_s = interval_s
@@ -82,12 +83,12 @@ class Reclaimer:
         """Reclaim until cancelled or stopped; reclaimed jobs run in this loop's task group."""
         async with asyncio.TaskGroup() as running:
             while not self._stopping.is_set():
-                for queue in self._queues:
-                    await self._reclaim(queue, running)
+                for lane in self._lanes:
+                    await self._reclaim(lane, running)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self._interval_s)
 
-    async def _reclaim(self, queue: str, running: asyncio.TaskGroup) -> None:
+    async def _reclaim(self, lane: Lane, running: asyncio.TaskGroup) -> None:
         # Claim only what there are free slots for, so that a claimed entry starts (and is
         # leased) at once instead of idling again in a local backlog.
         free = self._concurrency - self._running
@@ -95,7 +96,7 @@ class Reclaimer:
             return
         try:
             taken = await self._store.reclaim(
-                queue, self._consumer, min_idle_ms=self._min_idle_ms, count=free
+                lane, self._consumer, min_idle_ms=self._min_idle_ms, count=free
             )
         except (RedisError, OSError) as exc:
             log.warning("could not reclaim: %s", exc)
@@ -106,10 +107,10 @@ class Reclaimer:
                 extra={"entry": entry.entry_id, "deliveries": entry.deliveries},
             )
             self._running += 1
-            running.create_task(self._run(queue, entry))
+            running.create_task(self._run(lane, entry))
 
-    async def _run(self, queue: str, entry: Reclaimed) -> None:
+    async def _run(self, lane: Lane, entry: Reclaimed) -> None:
         try:
-            await self._runner.run(queue, entry.entry_id, entry.data, entry.deliveries)
+            await self._runner.run(lane, entry.entry_id, entry.data, entry.deliveries)
         finally:
             self._running -= 1

@@ -20,6 +20,8 @@ from shared.clock import now_ms
 from shared.contracts.codec import envelope_decoder
 from shared.contracts.jobs import AttemptError, JobEnvelope
 from shared.jobstore import JobStore, StartOutcome
+from shared.streams import Lane
+from worker.admission import Admission
 from worker.ratelimit import RateLimiter
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
@@ -75,6 +77,7 @@ class JobRunner:
         consumer: str,
         max_deliveries: int,
         limiters: Mapping[str, RateLimiter] | None = None,
+        admission: Admission | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
@@ -83,31 +86,40 @@ class JobRunner:
         self._consumer = consumer
         self._max_deliveries = max_deliveries
         self._limiters = dict(limiters or {})
+        self._admission = admission
         self._clock = clock
-        self._in_hand: dict[str, set[str]] = {}
+        self._in_hand: dict[Lane, set[str]] = {}
 
-    def in_hand(self, queue: str) -> list[str]:
-        """The entries of `queue` this runner is working on now: their leases need renewing."""
-        return list(self._in_hand.get(queue, ()))
+    def in_hand(self, lane: Lane) -> list[str]:
+        """The entries of `lane` this runner holds now: their leases need renewing."""
+        return list(self._in_hand.get(lane, ()))
 
-    async def run(self, queue: str, entry_id: str, body: bytes, deliveries: int = 1) -> None:
-        """Handle one stream entry of `queue`, delivered `deliveries` times so far."""
-        held = self._in_hand.setdefault(queue, set())
+    async def run(self, lane: Lane, entry_id: str, body: bytes, deliveries: int = 1) -> None:
+        """Handle one stream entry of `lane`, delivered `deliveries` times so far.
+
+        The entry is held (and its lease renewed) from here on, also while it waits for a slot
+        or for the rate limit.
+        """
+        held = self._in_hand.setdefault(lane, set())
         held.add(entry_id)
         try:
-            await self._run(queue, entry_id, body, deliveries)
+            if self._admission is None:
+                await self._run(lane, entry_id, body, deliveries)
+            else:
+                async with self._admission.slot(lane):
+                    await self._run(lane, entry_id, body, deliveries)
         finally:
             held.discard(entry_id)
 
-    async def _run(self, queue: str, entry_id: str, body: bytes, deliveries: int) -> None:
+    async def _run(self, lane: Lane, entry_id: str, body: bytes, deliveries: int) -> None:
         try:
             envelope = envelope_decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dead-lettering an undecodable entry", extra={"entry": entry_id})
             raw = body.decode(errors="replace")
-            await self._store.reject(queue, entry_id, raw, f"undecodable job: {exc}", self._clock())
+            await self._store.reject(lane, entry_id, raw, f"undecodable job: {exc}", self._clock())
             return
-        limiter = self._limiters.get(queue)
+        limiter = self._limiters.get(lane.queue)
         if limiter is not None:
             # Waiting here keeps the entry in hand, so its lease is renewed meanwhile.
             await limiter.acquire(envelope.type)
@@ -120,7 +132,7 @@ class JobRunner:
             return
         if started is StartOutcome.FINISHED:
             log.info("skipping a job that needs no run", extra={"job_id": envelope.id})
-            await self._store.discard(queue, entry_id)
+            await self._store.discard(lane, entry_id)
             return
         if deliveries > self._max_deliveries:
             died = deliveries - 1

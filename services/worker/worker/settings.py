@@ -9,6 +9,7 @@ from typing import ClassVar
 import msgspec
 
 from shared.settings import SettingsError
+from worker.admission import parse_queue_weights
 from worker.ratelimit import parse_rate_limits
 
 
@@ -30,6 +31,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Starts allowed across all workers, per job type or "*" for a whole queue:
     # "demo.echo=10/s,*=100/s" (see worker.ratelimit).
     rate_limits: str = ""
+    # Shares of this worker's slots between its queues when all are busy: "default=3,reports=1".
+    queue_weights: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
@@ -42,6 +45,10 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             parse_rate_limits(self.rate_limits)
         except ValueError as exc:
             raise SettingsError(f"WORKER_RATE_LIMITS: {exc}") from exc
+        try:
+            parse_queue_weights(self.queue_weights)
+        except ValueError as exc:
+            raise SettingsError(f"WORKER_QUEUE_WEIGHTS: {exc}") from exc
         if self.max_deliveries < 1:
             raise SettingsError("WORKER_MAX_DELIVERIES must be at least 1")
         if any(delay < 0 for delay in self.retry_schedule_s):

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 JobState = Literal["delayed", "queued", "active", "retrying", "completed", "dead", "cancelled"]
+Priority = Literal["high", "normal", "low"]
+PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
 # States a job can be cancelled from: it waits, no attempt holds it.
 CANCELLABLE_STATES: frozenset[JobState] = frozenset({"delayed", "queued", "retrying"})
 # One first attempt and three retries: the default schedule waits 10 s, 60 s and 5 min.
@@ -21,6 +23,7 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     type: Annotated[str, msgspec.Meta(max_length=100)]
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
     queue: str | None = None
+    priority: Priority = "normal"
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=25)] | None = None
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
     delay_s: Annotated[float, msgspec.Meta(ge=0, le=365 * 86_400)] | None = None
@@ -67,6 +70,7 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str
     queue: str
+    priority: Priority = "normal"
     owner: str
     attempt: int = 1
     max_attempts: int
@@ -97,6 +101,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     type: str
     queue: str
+    priority: Priority = "normal"
     owner: str
     state: JobState
     attempt: int
