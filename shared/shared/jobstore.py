@@ -53,6 +53,8 @@ _SCRIPTS = (
     "hand_back",
     "cancel",
 )
+# The scripts that finish a job, and can queue a follow-up job in the same step.
+_FINISHING = frozenset({"complete", "dead_letter"})
 # Idle for ten years: past any worker's visibility timeout, whatever each one is set to.
 HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
 _errors_decoder = msgspec.json.Decoder(tuple[AttemptError, ...])
@@ -98,8 +100,12 @@ class JobStore:
         self._redis = redis
         self._settings = settings or StoreSettings()
         lua = files("shared") / "lua"
+        follow_up = (lua / "follow_up.lua").read_text()
         self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script((lua / f"{name}.lua").read_text()) for name in _SCRIPTS
+            name: redis.register_script(
+                (follow_up if name in _FINISHING else "") + (lua / f"{name}.lua").read_text()
+            )
+            for name in _SCRIPTS
         }
 
     async def ensure_group(self, lane: Lane) -> None:
@@ -125,16 +131,6 @@ class JobStore:
             **self._event_base(envelope, envelope.enqueued_at_ms),
             run_at_ms=envelope.due_at_ms if delayed else None,
         )
-        record: dict[str, str | int] = {
-            "id": envelope.id,
-            "type": envelope.type,
-            "queue": envelope.queue,
-            "priority": envelope.priority,
-            "owner": envelope.owner,
-            "attempt": 0,
-            "max_attempts": envelope.max_attempts,
-            "created_ms": envelope.enqueued_at_ms,
-        }
         job_id, created = await self._scripts["enqueue"](
             keys=[job_key, keys.stream_of(envelope.priority), keys.events, idem_key, keys.delayed],
             args=[
@@ -145,7 +141,7 @@ class JobStore:
                 self._settings.events_maxlen,
                 DATA_FIELD,
                 envelope.due_at_ms if delayed else 0,
-                *[part for pair in record.items() for part in pair],
+                *_record(envelope),
             ],
         )
         return _text(job_id), bool(created)
@@ -233,16 +229,29 @@ class JobStore:
         )
 
     async def complete(
-        self, envelope: JobEnvelope, token: str, entry_id: str, result: Any, now_ms: int
+        self,
+        envelope: JobEnvelope,
+        token: str,
+        entry_id: str,
+        result: Any,
+        now_ms: int,
+        *,
+        follow_up: JobEnvelope | None = None,
     ) -> bool:
-        """Commit a successful attempt; False when the attempt is stale (nothing is written)."""
+        """Commit a successful attempt, and queue `follow_up` with it; False when stale."""
         keys = QueueKeys(envelope.queue)
+        follow_keys, follow_args = self._follow_up(envelope, follow_up)
         event = JobCompleted(
             **self._event_base(envelope, now_ms), attempt=envelope.attempt, result=result
         )
         return bool(
             await self._scripts["complete"](
-                keys=[keys.job(envelope.id), keys.stream_of(envelope.priority), keys.events],
+                keys=[
+                    keys.job(envelope.id),
+                    keys.stream_of(envelope.priority),
+                    keys.events,
+                    *follow_keys,
+                ],
                 args=[
                     token,
                     entry_id,
@@ -253,6 +262,7 @@ class JobStore:
                     self._settings.completed_ttl_s,
                     self._settings.events_maxlen,
                     DATA_FIELD,
+                    *follow_args,
                 ],
             )
         )
@@ -301,10 +311,18 @@ class JobStore:
         )
 
     async def dead_letter(
-        self, envelope: JobEnvelope, token: str, entry_id: str, error: AttemptError, now_ms: int
+        self,
+        envelope: JobEnvelope,
+        token: str,
+        entry_id: str,
+        error: AttemptError,
+        now_ms: int,
+        *,
+        follow_up: JobEnvelope | None = None,
     ) -> bool:
-        """Move a job whose last attempt failed to the dead letters; False when stale."""
+        """Move a job to the dead letters, and queue `follow_up` with it; False when stale."""
         keys = QueueKeys(envelope.queue)
+        follow_keys, follow_args = self._follow_up(envelope, follow_up)
         errors = (*envelope.errors, error)
         letter = DeadLetter(
             reason=error.message, job=envelope, source_entry=entry_id, errors=errors, at_ms=now_ms
@@ -321,6 +339,7 @@ class JobStore:
                     keys.stream_of(envelope.priority),
                     keys.dead,
                     keys.events,
+                    *follow_keys,
                 ],
                 args=[
                     token,
@@ -333,6 +352,7 @@ class JobStore:
                     self._settings.failed_ttl_s,
                     self._settings.events_maxlen,
                     DATA_FIELD,
+                    *follow_args,
                 ],
             )
         )
@@ -391,6 +411,21 @@ class JobStore:
         )
         return int(moved)
 
+    def _follow_up(
+        self, finished: JobEnvelope, follow_up: JobEnvelope | None
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """The extra keys and arguments by which a finishing script queues a follow-up job."""
+        keys = QueueKeys(finished.queue)
+        if follow_up is None:
+            return [keys.job(finished.id), keys.stream], [""]
+        if follow_up.queue != finished.queue or follow_up.due_at_ms > follow_up.enqueued_at_ms:
+            raise ValueError("a follow-up job runs now, on the queue of the job it follows")
+        queued = JobQueued(**self._event_base(follow_up, follow_up.enqueued_at_ms))
+        return (
+            [keys.job(follow_up.id), keys.stream_of(follow_up.priority)],
+            [encoder.encode(follow_up), encoder.encode(queued), *_record(follow_up)],
+        )
+
     @staticmethod
     def _event_base(envelope: JobEnvelope, at_ms: int) -> dict[str, Any]:
         return {
@@ -401,6 +436,21 @@ class JobStore:
             "rooms": event_rooms(envelope.owner),
             "at_ms": at_ms,
         }
+
+
+def _record(envelope: JobEnvelope) -> list[str | int]:
+    """A new job's record, as the flat field/value list HSET takes."""
+    record: dict[str, str | int] = {
+        "id": envelope.id,
+        "type": envelope.type,
+        "queue": envelope.queue,
+        "priority": envelope.priority,
+        "owner": envelope.owner,
+        "attempt": 0,
+        "max_attempts": envelope.max_attempts,
+        "created_ms": envelope.enqueued_at_ms,
+    }
+    return [part for pair in record.items() for part in pair]
 
 
 def _text(value: bytes | str) -> str:

@@ -174,6 +174,11 @@ async def test_an_expired_token_is_refused(
         ({"type": "demo.echo", "payload": {"text": "x"}, "queue": "nope"}, 422, "unknown queue"),
         ({"type": "demo.echo", "payload": {"text": "x"}, "max_attempts": 0}, 400, "Validation"),
         ({"payload": {}}, 400, "Validation"),
+        (
+            {"type": "demo.echo", "payload": {"text": "x"}, "callback_url": "file:///etc/passwd"},
+            400,
+            "Validation",
+        ),
         ({"type": 7}, 400, "Validation"),
     ],
 )

@@ -75,6 +75,7 @@ class JobController(Controller):
             enqueued_at_ms=now,
             due_at_ms=data.due_ms(now),
             timeout_s=data.timeout_s,
+            callback_url=data.callback_url,
             payload=msgspec.Raw(msgspec.json.encode(data.payload)),
         )
         job_id, created = await store.enqueue(envelope, idempotency_key=idempotency_key)

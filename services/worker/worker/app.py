@@ -24,7 +24,7 @@ from shared.jobstore import JobStore
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
-from worker.handlers import demo
+from worker.handlers import callbacks, demo
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
@@ -47,10 +47,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerSettings
 
 
-def create_registry() -> Registry:
-    """The job types this worker runs."""
+def create_registry(sender: callbacks.CallbackSender | None = None) -> Registry:
+    """The job types this worker runs; outcome callbacks only with a sender to deliver them."""
     registry = Registry()
     demo.register(registry)
+    if sender is not None:
+        callbacks.register(registry, sender)
     return registry
 
 
@@ -73,9 +75,14 @@ def create_app(
     worker = settings.worker
     queues = settings.queues.names
     lanes = lanes_of(queues)
+    sender = (
+        callbacks.CallbackSender(worker.callback_secret, timeout_s=worker.callback_timeout_s)
+        if worker.callback_secret
+        else None
+    )
     runner = JobRunner(
         store,
-        registry or create_registry(),
+        registry or create_registry(sender),
         RetryPolicy(schedule_s=worker.retry_schedule_s),
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
@@ -132,6 +139,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*loops, reclaiming, return_exceptions=True)
             await _hand_back(store, lanes, worker)
+            if sender is not None:
+                await sender.aclose()
             await redis.aclose()
 
     @get

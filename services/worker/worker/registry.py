@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from shared.contracts.commands import JOB_PAYLOADS
+from shared.contracts.commands import INTERNAL_JOB_PAYLOADS, JOB_PAYLOADS
 from worker.retry import RetryPolicy
 
 
@@ -58,11 +58,10 @@ class Registry:
 
     def add(self, name: str, handler: Handler, *, retry: RetryPolicy | None = None) -> None:
         """Bind `handler` to the job type `name`, whose payload contract lives in shared."""
-        if name not in JOB_PAYLOADS:
+        payloads = {**JOB_PAYLOADS, **INTERNAL_JOB_PAYLOADS}
+        if name not in payloads:
             raise UnknownJobTypeError(f"no payload contract for job type {name!r} in shared")
-        self._types[name] = JobType(
-            name=name, payload=JOB_PAYLOADS[name], handler=handler, retry=retry
-        )
+        self._types[name] = JobType(name=name, payload=payloads[name], handler=handler, retry=retry)
 
     def get(self, name: str) -> JobType | None:
         """The job type called `name`, if this worker runs it."""

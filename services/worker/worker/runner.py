@@ -12,16 +12,18 @@ import random
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from shared.clock import now_ms
-from shared.contracts.codec import envelope_decoder
-from shared.contracts.jobs import AttemptError, JobEnvelope
+from shared.contracts.codec import encoder, envelope_decoder
+from shared.contracts.commands import CALLBACK_JOB_TYPE, Callback
+from shared.contracts.jobs import SYSTEM_OWNER, AttemptError, JobEnvelope, JobOutcome
 from shared.jobstore import JobStore, StartOutcome
 from shared.streams import Lane
 from worker.admission import Admission
+from worker.handlers.callbacks import CALLBACK_RETRY
 from worker.ratelimit import RateLimiter
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
@@ -148,7 +150,11 @@ class JobRunner:
         except Exception as exc:  # every failure is recorded; none escapes the runner
             await self._fail(envelope, token, entry_id, exc)
             return
-        if not await self._store.complete(envelope, token, entry_id, result, self._clock()):
+        now = self._clock()
+        follow_up = callback_for(envelope, "completed", now, result=result)
+        if not await self._store.complete(
+            envelope, token, entry_id, result, now, follow_up=follow_up
+        ):
             log.warning("refused a stale attempt's completion", extra={"job_id": envelope.id})
 
     async def _call_handler(self, envelope: JobEnvelope, token: str) -> Any:
@@ -187,7 +193,10 @@ class JobRunner:
             log.warning(
                 "dead-lettering a job", extra={"job_id": envelope.id, "error": error.message}
             )
-            moved = await self._store.dead_letter(envelope, token, entry_id, error, now)
+            follow_up = callback_for(envelope, "dead", now, error=error.message)
+            moved = await self._store.dead_letter(
+                envelope, token, entry_id, error, now, follow_up=follow_up
+            )
         else:
             log.info("retrying a job", extra={"job_id": envelope.id, "attempt": envelope.attempt})
             moved = await self._store.retry(
@@ -195,6 +204,40 @@ class JobRunner:
             )
         if not moved:
             log.warning("refused a stale attempt's failure", extra={"job_id": envelope.id})
+
+
+def callback_for(
+    envelope: JobEnvelope,
+    state: Literal["completed", "dead"],
+    now: int,
+    *,
+    result: Any = None,
+    error: str | None = None,
+) -> JobEnvelope | None:
+    """The job that POSTs this finished job's outcome to its callback URL, if it has one."""
+    if envelope.callback_url is None:
+        return None
+    outcome = JobOutcome(
+        job_id=envelope.id,
+        type=envelope.type,
+        queue=envelope.queue,
+        state=state,
+        attempt=envelope.attempt,
+        result=result,
+        error=error,
+        finished_at_ms=now,
+    )
+    callback = Callback(url=envelope.callback_url, outcome=outcome, job_id=envelope.id)
+    return JobEnvelope(
+        id=str(uuid.uuid4()),
+        type=CALLBACK_JOB_TYPE,
+        queue=envelope.queue,
+        owner=SYSTEM_OWNER,
+        max_attempts=CALLBACK_RETRY.default_max_attempts,
+        enqueued_at_ms=now,
+        due_at_ms=now,
+        payload=msgspec.Raw(encoder.encode(callback)),
+    )
 
 
 def _describe(exc: Exception, attempt: int, at_ms: int) -> AttemptError:

@@ -33,6 +33,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limits: str = ""
     # Shares of this worker's slots between its queues when all are busy: "default=3,reports=1".
     queue_weights: str = ""
+    # Signs the outcomes POSTed to jobs' callback URLs; callbacks are off while it is empty.
+    callback_secret: str = ""
+    callback_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 1000:
@@ -49,6 +52,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             parse_queue_weights(self.queue_weights)
         except ValueError as exc:
             raise SettingsError(f"WORKER_QUEUE_WEIGHTS: {exc}") from exc
+        if self.callback_secret and len(self.callback_secret) < 32:
+            raise SettingsError("WORKER_CALLBACK_SECRET must be at least 32 characters")
         if self.max_deliveries < 1:
             raise SettingsError("WORKER_MAX_DELIVERIES must be at least 1")
         if any(delay < 0 for delay in self.retry_schedule_s):

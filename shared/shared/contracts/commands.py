@@ -6,7 +6,8 @@ each entry. A new job type adds its payload Struct here and its handler in the w
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -35,4 +36,46 @@ JOB_PAYLOADS: dict[str, type[msgspec.Struct]] = {
     "demo.echo": Echo,
     "demo.sleep": Sleep,
     "demo.fail": Fail,
+}
+
+
+CALLBACK_JOB_TYPE = "conduit.callback"
+MAX_CALLBACK_URL_CHARS = 2_000
+
+
+def check_callback_url(url: str) -> None:
+    """Raise ValueError unless `url` is an absolute http(s) URL a callback may be POSTed to."""
+    if len(url) > MAX_CALLBACK_URL_CHARS:
+        raise ValueError(f"a callback URL must be at most {MAX_CALLBACK_URL_CHARS} characters")
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ValueError("a callback URL must not hold spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("a callback URL must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("a callback URL must name a host")
+    # Reading the port also raises ValueError for one that is not a number from 0 to 65535.
+    if parts.port == 0:
+        raise ValueError("a callback URL must not name port 0")
+
+
+class Callback(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`conduit.callback` (internal): POST a finished job's outcome to its callback URL.
+
+    `outcome` is the JSON document sent; `job_id` is the finished job's id, not the id of the
+    job that delivers it, so a receiver can drop duplicate deliveries.
+    """
+
+    url: str
+    outcome: Any
+    job_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+    def __post_init__(self) -> None:
+        check_callback_url(self.url)
+
+
+# Job types the platform enqueues itself; clients cannot submit them, so they are kept apart from
+# JOB_PAYLOADS, which the gateway accepts.
+INTERNAL_JOB_PAYLOADS: dict[str, type[msgspec.Struct]] = {
+    CALLBACK_JOB_TYPE: Callback,
 }

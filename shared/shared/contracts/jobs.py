@@ -7,7 +7,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.contracts.commands import check_callback_url
+
 JobState = Literal["delayed", "queued", "active", "retrying", "completed", "dead", "cancelled"]
+# The owner of the jobs Conduit makes itself: code-defined repeatables and outcome callbacks.
+SYSTEM_OWNER = "system"
 Priority = Literal["high", "normal", "low"]
 PRIORITIES: tuple[Priority, ...] = ("high", "normal", "low")
 # States a job can be cancelled from: it waits, no attempt holds it.
@@ -28,8 +32,12 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] | None = None
     delay_s: Annotated[float, msgspec.Meta(ge=0, le=365 * 86_400)] | None = None
     run_at: datetime | None = None
+    # Where the outcome is POSTed, signed, once the job completes or is dead-lettered.
+    callback_url: str | None = None
 
     def __post_init__(self) -> None:
+        if self.callback_url is not None:
+            check_callback_url(self.callback_url)
         if self.delay_s is not None and self.run_at is not None:
             raise ValueError("give delay_s or run_at, not both")
         if self.run_at is not None and self.run_at.tzinfo is None:
@@ -78,9 +86,24 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     # When the job may first run; later than `enqueued_at_ms` for a delayed job.
     due_at_ms: int = 0
     timeout_s: float | None = None
+    callback_url: str | None = None
     errors: tuple[AttemptError, ...] = ()
     trace: dict[str, str] = msgspec.field(default_factory=dict)
     payload: msgspec.Raw
+
+
+class JobOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What a callback URL receives once a job has finished."""
+
+    v: int = 1
+    job_id: str
+    type: str
+    queue: str
+    state: Literal["completed", "dead"]
+    attempt: int
+    result: Any = None
+    error: str | None = None
+    finished_at_ms: int
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

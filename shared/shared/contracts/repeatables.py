@@ -6,14 +6,13 @@ multiples of `every_s` seconds since the Unix epoch, so every worker computes th
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import msgspec
 
-from shared.contracts.jobs import DEFAULT_MAX_ATTEMPTS
+from shared.contracts.jobs import DEFAULT_MAX_ATTEMPTS, SYSTEM_OWNER
 
 # The owner of definitions written in code rather than through the API.
-SYSTEM_OWNER: Final = "system"
 
 # Names go into Redis keys and URLs: no `:`, `/` or spaces.
 RepeatableName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9._-]{1,64}$")]

@@ -1,8 +1,10 @@
 -- Fail an attempt for good: copy the job with its error history to the dead-letter stream, ack
--- the entry, emit `job.dead_lettered`. Refused (0) for a stale token.
--- KEYS: job hash, stream, dead-letter stream, events
+-- the entry, emit `job.dead_lettered`, and queue the follow-up job (the outcome's callback) when
+-- there is one. Refused (0) for a stale token.
+-- KEYS: job hash, stream, dead-letter stream, events, follow-up job hash (the job hash when
+--       none), normal stream
 -- ARGV: token, entry id, group, now ms, errors, dead letter, dead event, ttl s, events maxlen,
---       data field
+--       data field, then the follow-up (see follow_up.lua)
 local job, stream, dead, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('HGET', job, 'token') ~= ARGV[1] then return 0 end
 redis.call('HSET', job, 'state', 'dead', 'errors', ARGV[5], 'finished_ms', ARGV[4])
@@ -12,4 +14,5 @@ redis.call('XADD', dead, '*', ARGV[10], ARGV[6])
 redis.call('XACK', stream, ARGV[3], ARGV[2])
 redis.call('XDEL', stream, ARGV[2])
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[9], '*', ARGV[10], ARGV[7])
+follow_up_from_argv(KEYS[5], KEYS[6], events, 11, ARGV[9], ARGV[10])
 return 1
