@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -80,12 +80,16 @@ class Reclaimed(msgspec.Struct, frozen=True):
 
 
 class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Retention and history bounds of the job store."""
+    """Retention and history bounds of the job store (`JOBS_*`)."""
 
-    completed_ttl_s: int = 24 * 3600
-    failed_ttl_s: int = 7 * 24 * 3600
-    events_maxlen: int = 100_000
-    idempotency_ttl_s: int = 24 * 3600
+    env_prefix: ClassVar[str] = "JOBS_"
+
+    # How long a finished job's record stays readable: completed (and cancelled), and dead.
+    completed_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
+    failed_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 7 * 24 * 3600
+    # About how many lifecycle events each queue's events stream keeps for catching up.
+    events_maxlen: Annotated[int, msgspec.Meta(ge=100)] = 100_000
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
 
 
 def event_rooms(owner: str) -> tuple[str, ...]:

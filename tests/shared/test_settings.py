@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.jobstore import StoreSettings
 from shared.settings import (
     HttpSettings,
     JwtSettings,
@@ -43,3 +44,10 @@ def test_a_bad_environment_is_refused_with_the_reason(
 ) -> None:
     with pytest.raises(SettingsError, match=says):
         from_env(kind, env)
+
+
+def test_job_retention_reads_jobs_variables_and_refuses_nonsense() -> None:
+    jobs = from_env(StoreSettings, {"JOBS_COMPLETED_TTL_S": "60", "JOBS_EVENTS_MAXLEN": "1000"})
+    assert (jobs.completed_ttl_s, jobs.events_maxlen, jobs.failed_ttl_s) == (60, 1000, 604_800)
+    with pytest.raises(SettingsError, match="completed_ttl_s"):
+        from_env(StoreSettings, {"JOBS_COMPLETED_TTL_S": "0"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.app import Settings, create_app
+from shared.jobstore import StoreSettings
 from shared.serving import serve
 from shared.settings import JwtSettings, QueueSettings, RedisSettings, from_env
 
@@ -17,6 +18,7 @@ def main() -> None:
                 redis=from_env(RedisSettings),
                 queues=from_env(QueueSettings),
                 jwt=from_env(JwtSettings),
+                jobs=from_env(StoreSettings),
             )
         ),
     )

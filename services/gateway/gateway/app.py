@@ -14,7 +14,7 @@ from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from gateway.repeatables import RepeatableController
 from shared.connections import redis_client
-from shared.jobstore import JobStore
+from shared.jobstore import JobStore, StoreSettings
 from shared.repeatables import RepeatableStore
 from shared.settings import JwtSettings, QueueSettings, RedisSettings
 
@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisSettings
     queues: QueueSettings
     jwt: JwtSettings
+    jobs: StoreSettings = StoreSettings()
 
 
 class MetricsController(PrometheusController):
@@ -38,7 +39,7 @@ class MetricsController(PrometheusController):
 def create_app(settings: Settings) -> Litestar:
     """Build the gateway; the Redis client opens lazily and closes at shutdown."""
     redis = redis_client(settings.redis)
-    store = JobStore(redis)
+    store = JobStore(redis, settings.jobs)
     repeatables = RepeatableStore(redis)
 
     async def close_redis() -> None:

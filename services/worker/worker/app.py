@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from shared.connections import RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
-from shared.jobstore import JobStore
+from shared.jobstore import JobStore, StoreSettings
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis: RedisSettings
     queues: QueueSettings
     worker: WorkerSettings
+    jobs: StoreSettings = StoreSettings()
 
 
 def create_registry(sender: callbacks.CallbackSender | None = None) -> Registry:
@@ -71,7 +72,7 @@ def create_app(
         retry_on_error=list(RETRY_ON),
     )
     redis = redis_client(settings.redis)
-    store = JobStore(redis)
+    store = JobStore(redis, settings.jobs)
     worker = settings.worker
     queues = settings.queues.names
     lanes = lanes_of(queues)
