@@ -8,7 +8,8 @@
 local job, stream, dead, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 if redis.call('HGET', job, 'token') ~= ARGV[1] then return 0 end
 redis.call('HSET', job, 'state', 'dead', 'errors', ARGV[5], 'finished_ms', ARGV[4])
-redis.call('HDEL', job, 'token')
+-- The dead-letter entry keeps the envelope for a replay; the record need not.
+redis.call('HDEL', job, 'token', 'envelope')
 redis.call('EXPIRE', job, ARGV[8])
 redis.call('XADD', dead, '*', ARGV[10], ARGV[6])
 redis.call('XACK', stream, ARGV[3], ARGV[2])
