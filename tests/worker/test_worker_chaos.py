@@ -214,3 +214,21 @@ async def test_a_delayed_job_runs_no_earlier_than_due_and_within_a_second_of_it(
     due = view.created_at_ms + 1_500
     assert before + 1_500 <= view.started_at_ms
     assert view.started_at_ms - due <= 1_000
+
+
+async def test_a_worker_consumes_again_by_itself_after_redis_lost_its_data(
+    spawn_worker: SpawnWorker, store: JobStore, redis_url: str
+) -> None:
+    spawn_worker("resilient")
+    before = await enqueue_echo(store)
+    await wait_for(store, before, "completed")
+    client = Redis.from_url(redis_url)
+    try:
+        # Streams and consumer groups are gone, as after a restart without AOF.
+        await client.flushall()
+    finally:
+        await client.aclose()
+
+    after = await enqueue_echo(store)
+
+    assert (await wait_for(store, after, "completed")).result == {"text": "x"}

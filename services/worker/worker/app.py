@@ -33,10 +33,12 @@ from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.scheduler import DuePromoter
 from worker.settings import WorkerSettings
+from worker.watch import Consumer, ConsumerWatch
 
 log = logging.getLogger(__name__)
 
 RETRY_CEILING_S = 5.0
+WATCH_INTERVAL_S = 2.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,8 +94,7 @@ def create_app(
             worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
         ),
     )
-    for lane in lanes:
-        _subscribe(broker, runner, lane, worker)
+    consumers = {lane: _subscribe(broker, runner, lane, worker) for lane in lanes}
     promoter = DuePromoter(store, queues, worker.promote_interval_s)
     repeater = RepeatScheduler(redis, store, queues, repeatables)
     leases = LeaseKeeper(
@@ -113,6 +114,9 @@ def create_app(
         concurrency=worker.concurrency,
     )
     shutdown = _Shutdown(worker.grace_s)
+    watch = ConsumerWatch(
+        store, consumers, interval_s=WATCH_INTERVAL_S, stopping=lambda: shutdown.began
+    )
 
     def begin_shutdown() -> None:
         shutdown.begin()
@@ -127,6 +131,7 @@ def create_app(
             asyncio.create_task(promoter.run(), name="promote-due"),
             asyncio.create_task(leases.run(), name="renew-leases"),
             asyncio.create_task(repeater.run(), name="repeat"),
+            asyncio.create_task(watch.run(), name="watch-consumers"),
         ]
         reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
         try:
@@ -161,9 +166,11 @@ def create_app(
     )
 
 
-def _subscribe(broker: RedisBroker, runner: JobRunner, lane: Lane, worker: WorkerSettings) -> None:
+def _subscribe(
+    broker: RedisBroker, runner: JobRunner, lane: Lane, worker: WorkerSettings
+) -> Consumer:
     # Acks are ours: each outcome's Lua script acks the entry in the same step that records it.
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         stream=StreamSub(
             lane.stream,
             group=WORKER_GROUP,
@@ -173,9 +180,13 @@ def _subscribe(broker: RedisBroker, runner: JobRunner, lane: Lane, worker: Worke
         max_workers=worker.concurrency,
         ack_policy=AckPolicy.MANUAL,
     )
+
+    @subscriber
     async def consume(message: RedisStreamMessage) -> None:
         entry_id = message.raw_message["message_ids"][0].decode()
         await runner.run(lane, entry_id, message.body)
+
+    return subscriber
 
 
 def _rate_limiters(
@@ -197,6 +208,10 @@ class _Shutdown:
 
     def begin(self) -> None:
         self._deadline = time.monotonic() + self._grace_s
+
+    @property
+    def began(self) -> bool:
+        return self._deadline is not None
 
     def remaining_s(self) -> float:
         if self._deadline is None:
