@@ -16,17 +16,22 @@ import secrets
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
+import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 
 from devstack.ports import free_port
 from devstack.servers import PostgresServer, RedisServer
 from devstack.services import SERVICES, run_migrations, start_services, terminate_all
 from devstack.stack import Stack
 from devstack.tokens import TokenFactory, mint_token
+from shared.connections import redis_client
+from shared.jobstore import JobStore
+from shared.settings import RedisSettings
+from shared.streams import Lane
 
 TEMPLATE_DATABASE = "conduit_template"
 STACK_DATABASE = "conduit_stack"
@@ -51,7 +56,7 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session Redis's URL, emptied (FLUSHALL) for this test."""
     if not redis_server.is_running:
         redis_server.start()
-    client = redis.Redis.from_url(redis_server.url)
+    client = SyncRedis.from_url(redis_server.url)
     try:
         client.flushall()
     finally:
@@ -149,3 +154,19 @@ def stack(
             terminate_all(processes)
     finally:
         redis_server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """An async client of the test's Redis that, like every service's, survives its restarts."""
+    client = redis_client(RedisSettings(url=redis_url))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis: aioredis.Redis) -> JobStore:
+    """A job store on the test's Redis, with the default queue's normal lane ready to read."""
+    job_store = JobStore(redis)
+    await job_store.ensure_group(Lane("default"))
+    return job_store

@@ -32,13 +32,6 @@ async def client(redis_url: str, jwt_secret: str) -> AsyncIterator[Client]:
         yield test_client
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -34,13 +34,6 @@ NIGHTLY: dict[str, Any] = {
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def client(redis_url: str, jwt_secret: str) -> AsyncIterator[Client]:
     """The controller wired as gateway.app.create_app wires its routes, with its own client."""
     app_redis = redis_client(RedisSettings(url=redis_url))

@@ -8,19 +8,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
-import msgspec
 import pytest
 import uvicorn
 from litestar import Litestar
-from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.ports import LOOPBACK
 from devstack.tokens import TokenFactory
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
-from shared.contracts.ws import ServerMessage, Welcome
-from shared.settings import JwtSettings, QueueSettings, RedisSettings
+from shared.contracts.ws import Welcome
+from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
+from tests.notifier.wire import receive, ws_url
 
 QUEUES = ("default", "emails")
 
@@ -51,8 +50,13 @@ async def serving(app: Litestar) -> AsyncIterator[str]:
         sock.close()
 
 
-def notifier_app(redis_url: str, jwt_secret: str, **limits: int) -> Litestar:
-    """The notifier for the test Redis, following QUEUES, retrying quickly."""
+def notifier_app(
+    redis_url: str, jwt_secret: str, database_url: str | None = None, **limits: int
+) -> Litestar:
+    """The notifier for the test Redis, following QUEUES, retrying quickly.
+
+    With `database_url` it stores notifications there; without, it only pushes.
+    """
     return create_app(
         redis=RedisSettings(url=redis_url),
         jwt=JwtSettings(secret=jwt_secret),
@@ -60,6 +64,7 @@ def notifier_app(redis_url: str, jwt_secret: str, **limits: int) -> Litestar:
         notifier=NotifierSettings(
             **{"read_block_ms": 1_000, "retry_min_ms": 50, "retry_max_ms": 300, **limits}
         ),
+        database=None if database_url is None else DatabaseSettings(url=database_url),
     )
 
 
@@ -72,14 +77,17 @@ async def wait_ready(base_url: str, timeout_s: float = 10) -> None:
 
 @pytest.fixture
 def start_notifier(jwt_secret: str) -> StartNotifier:
-    """`async with start_notifier(redis_url, ready=True, **limits) as base_url`: a notifier.
+    """`async with start_notifier(redis_url, ready=True, database_url=None, **limits)`: its URL.
 
     With `ready`, once `/readyz` says so; otherwise as soon as it listens.
     """
 
     @asynccontextmanager
-    async def started(redis_url: str, *, ready: bool = True, **limits: int) -> AsyncIterator[str]:
-        async with serving(notifier_app(redis_url, jwt_secret, **limits)) as base_url:
+    async def started(
+        redis_url: str, *, ready: bool = True, database_url: str | None = None, **limits: int
+    ) -> AsyncIterator[str]:
+        app = notifier_app(redis_url, jwt_secret, database_url, **limits)
+        async with serving(app) as base_url:
             if ready:
                 await wait_ready(base_url)
             yield base_url
@@ -96,35 +104,13 @@ async def notifier_url(redis_url: str, jwt_secret: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """A client of the test Redis, to write events with."""
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-def ws_url(base_url: str, token: str | None) -> str:
-    """The `/ws` URL of a notifier, with `token` in the query string when given."""
-    url = base_url.replace("http://", "ws://", 1) + "/ws"
-    return url if token is None else f"{url}?token={token}"
-
-
-def decode(frame: str | bytes) -> ServerMessage:
-    """One server message."""
-    message: ServerMessage = msgspec.json.decode(frame, type=ServerMessage)
-    return message
-
-
-@pytest.fixture
 def subscribe(notifier_url: str, make_token: TokenFactory) -> Subscribe:
     """`async with subscribe(sub, role="USER") as ws`: a client past its welcome."""
 
     @asynccontextmanager
     async def subscribed(sub: str, role: str = "USER") -> AsyncIterator[ClientConnection]:
         async with connect(ws_url(notifier_url, make_token(sub, role))) as client:
-            welcome = decode(await asyncio.wait_for(client.recv(), 5))
+            welcome = await receive(client)
             assert isinstance(welcome, Welcome)
             yield client
 

@@ -341,20 +341,6 @@ LANE = Lane("default")
 CONSUMER = "callbacks-test"
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: Redis) -> JobStore:
-    job_store = JobStore(redis)
-    await job_store.ensure_group(LANE)
-    return job_store
-
-
 async def run_callback_job(
     redis: Redis, store: JobStore, sender: CallbackSender, payload: object
 ) -> JobView:

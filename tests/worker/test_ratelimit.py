@@ -6,7 +6,6 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given
@@ -103,13 +102,6 @@ def test_a_limit_that_cannot_be_enforced_is_refused(per_s: float, burst: int) ->
 @pytest.fixture
 def queue() -> str:
     return f"rl-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def busiest_second(starts: list[float]) -> int:

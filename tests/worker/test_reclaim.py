@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from shared.clock import now_ms
@@ -23,20 +21,6 @@ from worker.runner import JobRunner
 
 KEYS = QueueKeys("default")
 LANE = Lane("default")
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: Redis) -> JobStore:
-    job_store = JobStore(redis)
-    await job_store.ensure_group(LANE)
-    return job_store
 
 
 def runner_for(store: JobStore, consumer: str, max_deliveries: int = 5) -> JobRunner:

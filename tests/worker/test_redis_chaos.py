@@ -12,8 +12,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -21,71 +20,25 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from devstack.ports import free_port
 from devstack.servers import RedisServer
-from devstack.services import SERVICES, ServiceProcess, service_environment
 from shared.clock import now_ms
-from shared.connections import redis_client
 from shared.contracts.codec import event_decoder
 from shared.contracts.jobs import FINISHED_STATES, JobEnvelope
 from shared.jobstore import JobStore, StoreSettings
-from shared.settings import RedisSettings
 from shared.streams import QueueKeys, lanes_of
 from tests.streams import pending_count, stream_entries
+from tests.worker.conftest import SpawnWorker
 
 pytestmark = pytest.mark.slow
 
 QUEUE = "default"
 KEYS = QueueKeys(QUEUE)
 LANES = lanes_of([QUEUE])
-WORKER = next(spec for spec in SERVICES if spec.name == "worker")
 # Generous: every Redis outage pauses the workers' reading for FastStream's 5 s error backoff.
 FINISH_WAIT_S = 30.0
 # XADD MAXLEN ~ trims whole stream nodes only, so a capped stream may run past its cap by at most
 # one node (stream-node-max-entries, 100 by default).
 TRIM_SLACK = 100
-
-SpawnWorker = Callable[..., ServiceProcess]
-
-
-@pytest.fixture
-def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[SpawnWorker]:
-    """Start worker processes on this test's Redis; every one is stopped after the test."""
-    started: list[ServiceProcess] = []
-
-    def spawn(name: str, **settings: str) -> ServiceProcess:
-        port = free_port()
-        env = service_environment(
-            WORKER,
-            {"worker": port},
-            redis_url=redis_url,
-            database_url="postgresql+asyncpg://unused@127.0.0.1:1/unused",
-            jwt_secret="unused-by-the-worker-" + "x" * 16,
-        )
-        env |= {
-            "WORKER_ID": name,
-            "WORKER_VISIBILITY_TIMEOUT_S": "2",
-            "WORKER_RECLAIM_INTERVAL_S": "0.25",
-            **settings,
-        }
-        process = ServiceProcess(WORKER, port, env, log_path=tmp_path / f"{name}.log")
-        process.start()
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield spawn
-    for process in started:
-        if process.is_running:
-            process.kill()
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    """A client that, like every service's, reconnects after a Redis restart."""
-    client = redis_client(RedisSettings(url=redis_url))
-    yield client
-    await client.aclose()
 
 
 def envelope_of(job_type: str, payload: object, *, max_attempts: int = 3) -> JobEnvelope:

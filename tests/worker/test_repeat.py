@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import cast
 
@@ -199,20 +198,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.at_ms
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: Redis) -> JobStore:
-    job_store = JobStore(redis)
-    await job_store.ensure_group(LANE)
-    return job_store
 
 
 async def queued_payloads(redis: Redis) -> list[bytes]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from shared.clock import now_ms
@@ -23,20 +21,6 @@ from worker.runner import UNEXPECTED_FAILURE, JobRunner
 KEYS = QueueKeys("default")
 LANE = Lane("default")
 INSTANT = RetryPolicy(schedule_s=(0.0,))
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def store(redis: Redis) -> JobStore:
-    job_store = JobStore(redis)
-    await job_store.ensure_group(LANE)
-    return job_store
 
 
 def make_envelope(job_type: str, payload: object, *, max_attempts: int = 4) -> JobEnvelope:

@@ -6,68 +6,23 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from devstack.ports import free_port
-from devstack.services import SERVICES, ServiceProcess, service_environment
 from shared.clock import now_ms
 from shared.contracts.codec import event_decoder
 from shared.contracts.jobs import JobEnvelope, JobView
 from shared.jobstore import JobStore
 from shared.streams import QueueKeys
 from tests.streams import pending_count, stream_entries
+from tests.worker.conftest import SpawnWorker
 
 pytestmark = pytest.mark.slow
 
 KEYS = QueueKeys("default")
-WORKER = next(spec for spec in SERVICES if spec.name == "worker")
 WAIT_S = 20.0
-
-SpawnWorker = Callable[..., ServiceProcess]
-
-
-@pytest.fixture
-def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[SpawnWorker]:
-    """Start worker processes on this test's Redis; every one is stopped after the test."""
-    started: list[ServiceProcess] = []
-
-    def spawn(name: str, **settings: str) -> ServiceProcess:
-        port = free_port()
-        env = service_environment(
-            WORKER,
-            {"worker": port},
-            redis_url=redis_url,
-            database_url="postgresql+asyncpg://unused@127.0.0.1:1/unused",
-            jwt_secret="unused-by-the-worker-" + "x" * 16,
-        )
-        env |= {
-            "WORKER_ID": name,
-            "WORKER_VISIBILITY_TIMEOUT_S": "2",
-            "WORKER_RECLAIM_INTERVAL_S": "0.25",
-            **settings,
-        }
-        process = ServiceProcess(WORKER, port, env, log_path=tmp_path / f"{name}.log")
-        process.start()
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield spawn
-    for process in started:
-        if process.is_running:
-            process.kill()
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[JobStore]:
-    client = Redis.from_url(redis_url)
-    yield JobStore(client)
-    await client.aclose()
 
 
 async def enqueue_sleep(store: JobStore, seconds: float) -> str:
