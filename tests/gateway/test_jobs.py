@@ -54,6 +54,8 @@ async def test_a_valid_job_is_accepted_and_lands_on_its_queues_stream(
     envelope = envelope_decoder.decode(data)
     assert (envelope.id, envelope.owner, envelope.type) == (job_id, "alice", "demo.echo")
     assert bytes(envelope.payload) == b'{"text":"hi"}'
+    metrics = (await client.get("/metrics")).text
+    assert 'conduit_jobs_enqueued_total{queue="default",type="demo.echo"} 1.0' in metrics
 
 
 async def test_the_owner_reads_a_queued_job(
@@ -210,7 +212,9 @@ async def test_malformed_json_is_400_problem(
 async def test_probes_metrics_and_schema_are_public(client: Client) -> None:
     assert (await client.get("/livez")).json() == {"status": "pass"}
     assert (await client.get("/readyz")).status_code == 200
-    assert "conduit_gateway" in (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics")).text
+    assert "conduit_gateway" in metrics
+    assert "conduit_jobs_enqueued_total" in metrics
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/v1/jobs" in schema["paths"]
     assert "/v1/jobs/{job_id}" in schema["paths"]

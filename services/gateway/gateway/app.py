@@ -7,9 +7,11 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import REGISTRY
 
 from gateway.auth import create_jwt_auth
 from gateway.jobs import JobController
+from gateway.metrics import EnqueueCollector
 from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from gateway.repeatables import RepeatableController
@@ -41,8 +43,13 @@ def create_app(settings: Settings) -> Litestar:
     redis = redis_client(settings.redis)
     store = JobStore(redis, settings.jobs)
     repeatables = RepeatableStore(redis)
+    enqueued = EnqueueCollector()
 
-    async def close_redis() -> None:
+    def register_metrics() -> None:
+        REGISTRY.register(enqueued)
+
+    async def shut_down() -> None:
+        REGISTRY.unregister(enqueued)
         await redis.aclose()
 
     return Litestar(
@@ -52,13 +59,15 @@ def create_app(settings: Settings) -> Litestar:
             "store": Provide(lambda: store, sync_to_thread=False),
             "repeatables": Provide(lambda: repeatables, sync_to_thread=False),
             "queues": Provide(lambda: settings.queues, sync_to_thread=False),
+            "enqueued": Provide(lambda: enqueued, sync_to_thread=False),
         },
         on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
         plugins=[problem_details_plugin()],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[PrometheusConfig(app_name="gateway", prefix="conduit_gateway").middleware],
         openapi_config=OpenAPIConfig(title="Conduit gateway", version="1", path="/schema"),
-        on_shutdown=[close_redis],
+        on_startup=[register_metrics],
+        on_shutdown=[shut_down],
         # Logging is configured once per process, as JSON, by shared.logging.
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,

@@ -13,6 +13,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 
 from gateway.auth import Principal
+from gateway.metrics import EnqueueCollector
 from gateway.problems import problem
 from shared.clock import now_ms
 from shared.contracts.commands import JOB_PAYLOADS
@@ -47,10 +48,12 @@ class JobController(Controller):
     @post(status_code=HTTP_202_ACCEPTED, summary="Submit a job")
     async def submit(
         self,
+        *,
         request: Request[Principal, Token, Any],
         data: JSONBody[JobSubmission],
         store: NamedDependency[JobStore],
         queues: NamedDependency[QueueSettings],
+        enqueued: NamedDependency[EnqueueCollector],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobAccepted]:
         """Validate the job against its type's contract and queue it; 202 with its id."""
@@ -80,7 +83,9 @@ class JobController(Controller):
         )
         job_id, created = await store.enqueue(envelope, idempotency_key=idempotency_key)
         headers = {"Location": f"/v1/jobs/{job_id}"}
-        if not created:
+        if created:
+            enqueued.enqueued(queue, data.type)
+        else:
             headers["Idempotent-Replayed"] = "true"
         return Response(JobAccepted(id=job_id), status_code=HTTP_202_ACCEPTED, headers=headers)
 

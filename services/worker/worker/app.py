@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get, make_ping_asgi
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
@@ -25,6 +25,7 @@ from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import callbacks, demo
+from worker.metrics import JobMetrics
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
@@ -66,7 +67,9 @@ def create_app(
 ) -> AsgiFastStream:
     """Wire the broker, store, runner and promoter; serve /livez, /readyz and /metrics."""
     metrics = CollectorRegistry()
-    broker = RedisBroker(
+    # Each lane's stream is one key, so a cluster broker reads it from the master of its slot.
+    broker_class = RedisClusterBroker if settings.redis.cluster else RedisBroker
+    broker = broker_class(
         settings.redis.url,
         graceful_timeout=settings.worker.grace_s,
         middlewares=[RedisPrometheusMiddleware(registry=metrics)],
@@ -90,6 +93,7 @@ def create_app(
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
         limiters=_rate_limiters(redis, queues, worker),
+        metrics=JobMetrics(metrics),
         admission=Admission(
             worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
         ),

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import msgspec
+from prometheus_client import CollectorRegistry
 
 from shared.clock import now_ms
 from shared.contracts.codec import encoder, envelope_decoder
@@ -24,6 +26,7 @@ from shared.jobstore import JobStore, StartOutcome
 from shared.streams import Lane
 from worker.admission import Admission
 from worker.handlers.callbacks import CALLBACK_RETRY
+from worker.metrics import JobMetrics
 from worker.ratelimit import RateLimiter
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
@@ -80,6 +83,7 @@ class JobRunner:
         max_deliveries: int,
         limiters: Mapping[str, RateLimiter] | None = None,
         admission: Admission | None = None,
+        metrics: JobMetrics | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
@@ -89,6 +93,7 @@ class JobRunner:
         self._max_deliveries = max_deliveries
         self._limiters = dict(limiters or {})
         self._admission = admission
+        self._metrics = metrics or JobMetrics(CollectorRegistry())
         self._clock = clock
         self._in_hand: dict[Lane, set[str]] = {}
 
@@ -136,7 +141,9 @@ class JobRunner:
             log.info("skipping a job that needs no run", extra={"job_id": envelope.id})
             await self._store.discard(lane, entry_id)
             return
+        self._metrics.started(envelope, self._clock())
         if deliveries > self._max_deliveries:
+            self._metrics.finished(envelope, 0.0, ok=False)
             died = deliveries - 1
             await self._fail(
                 envelope,
@@ -145,11 +152,14 @@ class JobRunner:
                 PoisonJobError(f"The job stopped its worker {died} times; it will not run again."),
             )
             return
+        began = time.perf_counter()
         try:
             result = await self._call_handler(envelope, token)
         except Exception as exc:  # every failure is recorded; none escapes the runner
+            self._metrics.finished(envelope, time.perf_counter() - began, ok=False)
             await self._fail(envelope, token, entry_id, exc)
             return
+        self._metrics.finished(envelope, time.perf_counter() - began, ok=True)
         now = self._clock()
         follow_up = callback_for(envelope, "completed", now, result=result)
         if not await self._store.complete(
@@ -193,12 +203,14 @@ class JobRunner:
             log.warning(
                 "dead-lettering a job", extra={"job_id": envelope.id, "error": error.message}
             )
+            self._metrics.dead_lettered(envelope)
             follow_up = callback_for(envelope, "dead", now, error=error.message)
             moved = await self._store.dead_letter(
                 envelope, token, entry_id, error, now, follow_up=follow_up
             )
         else:
             log.info("retrying a job", extra={"job_id": envelope.id, "attempt": envelope.attempt})
+            self._metrics.retried(envelope)
             moved = await self._store.retry(
                 envelope, token, entry_id, error, due_ms=due_ms, now_ms=now
             )
