@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -14,5 +17,13 @@ RETRY_ON = [RedisConnectionError, RedisTimeoutError]
 
 
 def redis_client(settings: RedisSettings) -> Redis:
-    """A client that reconnects and retries a command when the connection was lost."""
+    """A client that reconnects and retries a command when the connection was lost.
+
+    With `settings.cluster` it is a `RedisCluster`, which routes each command to the master of
+    its keys' slot. It is typed as `Redis` because it answers every command Conduit sends the
+    same way: each command and script touches the keys of one queue, hence one slot, and the
+    pipelines that span queues are the cluster's own, which split them by node.
+    """
+    if settings.cluster:
+        return cast(Redis, RedisCluster.from_url(settings.url, retry_on_error=list(RETRY_ON)))
     return Redis.from_url(settings.url, retry_on_error=list(RETRY_ON))

@@ -16,11 +16,16 @@ class SettingsError(ValueError):
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Where Redis is; `REDIS_URL` carries the password (redis://:secret@host:port/0)."""
+    """Where Redis is; `REDIS_URL` carries the password (redis://:secret@host:port/0).
+
+    With `REDIS_CLUSTER=true`, `REDIS_URL` names any one node of a Redis Cluster (database 0);
+    the client discovers the others.
+    """
 
     env_prefix: ClassVar[str] = "REDIS_"
 
     url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):
