@@ -64,7 +64,12 @@ def create_app(settings: Settings) -> Litestar:
         on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
         plugins=[problem_details_plugin()],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[PrometheusConfig(app_name="gateway", prefix="conduit_gateway").middleware],
+        middleware=[
+            # Label requests by route template, not URL: one series per route, not per job id.
+            PrometheusConfig(
+                app_name="gateway", prefix="conduit_gateway", group_path=True
+            ).middleware
+        ],
         openapi_config=OpenAPIConfig(title="Conduit gateway", version="1", path="/schema"),
         on_startup=[register_metrics],
         on_shutdown=[shut_down],
