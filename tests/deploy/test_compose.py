@@ -109,7 +109,7 @@ def target_port(port: str | dict[str, Any]) -> int:
 def test_compose_runs_the_four_services_a_migration_and_the_datastores(
     services: dict[str, Any],
 ) -> None:
-    assert set(services) == {"redis", "postgres", "migrate", *EXPECTED_PORTS}
+    assert set(services) == {"redis", "postgres", "migrate", "prometheus", *EXPECTED_PORTS}
     assert set(app_services(services)) == set(EXPECTED_PORTS)
 
 

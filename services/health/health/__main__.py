@@ -5,7 +5,7 @@ from __future__ import annotations
 from health.app import SERVICE, create_app
 from health.settings import HealthSettings
 from shared.serving import serve
-from shared.settings import DatabaseSettings, RedisSettings, from_env
+from shared.settings import DatabaseSettings, QueueSettings, RedisSettings, from_env
 
 
 def main() -> None:
@@ -14,7 +14,10 @@ def main() -> None:
         SERVICE,
         8002,
         lambda: create_app(
-            from_env(HealthSettings), from_env(RedisSettings), from_env(DatabaseSettings)
+            from_env(HealthSettings),
+            from_env(RedisSettings),
+            from_env(DatabaseSettings),
+            from_env(QueueSettings),
         ),
     )
 

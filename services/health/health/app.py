@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,6 +15,7 @@ from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -24,10 +27,12 @@ from health.aggregate import (
     build_report,
     http_status_code,
 )
+from health.metrics import QueueCollector
 from health.probes import Check, Probe, http_livez, postgres_select, redis_ping, run_checks
+from health.queues import QueuePoller
 from health.settings import HealthSettings
 from shared.db.session import create_engine
-from shared.settings import DatabaseSettings, RedisSettings, SettingsError
+from shared.settings import DatabaseSettings, QueueSettings, RedisSettings, SettingsError
 
 SERVICE = "health"
 CHECK_NAMES = ("redis", "postgres", "gateway", "notifier", "worker")
@@ -75,10 +80,24 @@ async def readyz() -> dict[str, str]:
     return {"status": "pass"}
 
 
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
-    settings: HealthSettings, redis: RedisSettings, database: DatabaseSettings
+    settings: HealthSettings,
+    redis: RedisSettings,
+    database: DatabaseSettings,
+    queues: QueueSettings | None = None,
 ) -> Litestar:
-    """The health service: probes built from `settings`, clients opened at startup."""
+    """The health service: probes built from `settings`, clients opened at startup.
+
+    While it runs, the gauges of `queues` (default: the queue `default`) are read every
+    `settings.queue_poll_s` and exported on `/metrics`.
+    """
+    queue_names = (queues or QueueSettings()).names
     unknown = set(settings.optional_checks) - set(CHECK_NAMES)
     if unknown:
         raise SettingsError(f"HEALTH_OPTIONAL_CHECKS names unknown checks: {sorted(unknown)}")
@@ -119,6 +138,16 @@ def create_app(
                 version=package_version("conduit-health"),
                 started_at=time.monotonic(),
             )
+            collector = QueueCollector()
+            REGISTRY.register(collector)
+            stack.callback(REGISTRY.unregister, collector)
+            poller = QueuePoller(
+                redis_client, queue_names, collector, interval_s=settings.queue_poll_s
+            )
+            # One read before serving, so that the first scrape has the gauges; a failure only
+            # logs (bounded by the client's socket timeouts), and the loop keeps trying.
+            await poller.poll()
+            stack.push_async_callback(_stop, asyncio.create_task(poller.run(), name="queue-gauges"))
             yield
 
     prometheus = PrometheusConfig(app_name=SERVICE, group_path=True, exclude_unhandled_paths=True)
