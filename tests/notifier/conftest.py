@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +29,12 @@ StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @asynccontextmanager
-async def serving(app: Litestar) -> AsyncIterator[str]:
-    """The app served by uvicorn on a free loopback port, as `python -m notifier` serves it."""
+async def serving(app: Litestar, port: int = 0) -> AsyncIterator[str]:
+    """The app served by uvicorn on a loopback port (0: any free one), as the service serves it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((LOOPBACK, 0))
+    # So that a test can serve again on the port of a notifier it just stopped.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((LOOPBACK, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_config=None, lifespan="on", ws_per_message_deflate=False)
     server = uvicorn.Server(config)
@@ -51,7 +54,7 @@ async def serving(app: Litestar) -> AsyncIterator[str]:
 
 
 def notifier_app(
-    redis_url: str, jwt_secret: str, database_url: str | None = None, **limits: int
+    redis_url: str, jwt_secret: str, database_url: str | None = None, **limits: Any
 ) -> Litestar:
     """The notifier for the test Redis, following QUEUES, retrying quickly.
 
@@ -77,17 +80,22 @@ async def wait_ready(base_url: str, timeout_s: float = 10) -> None:
 
 @pytest.fixture
 def start_notifier(jwt_secret: str) -> StartNotifier:
-    """`async with start_notifier(redis_url, ready=True, database_url=None, **limits)`: its URL.
+    """`async with start_notifier(redis_url, ready=True, database_url=None, port=0, **limits)`.
 
-    With `ready`, once `/readyz` says so; otherwise as soon as it listens.
+    Yields its base URL: with `ready`, once `/readyz` says so; otherwise as soon as it listens.
     """
 
     @asynccontextmanager
     async def started(
-        redis_url: str, *, ready: bool = True, database_url: str | None = None, **limits: int
+        redis_url: str,
+        *,
+        ready: bool = True,
+        database_url: str | None = None,
+        port: int = 0,
+        **limits: Any,
     ) -> AsyncIterator[str]:
         app = notifier_app(redis_url, jwt_secret, database_url, **limits)
-        async with serving(app) as base_url:
+        async with serving(app, port) as base_url:
             if ready:
                 await wait_ready(base_url)
             yield base_url

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
-import msgspec
 import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,97 +17,29 @@ from websockets.exceptions import ConnectionClosed
 from devstack.ports import LOOPBACK, free_port
 from devstack.servers import RedisServer
 from devstack.tokens import TokenFactory, mint_token
-from shared.contracts.codec import encoder
-from shared.contracts.events import (
-    ErrorInfo,
-    JobCompleted,
-    JobDeadLettered,
-    JobEvent,
-    JobQueued,
-)
 from shared.contracts.ws import (
+    CLOSE_MESSAGE_TOO_BIG,
     CLOSE_SLOW_CONSUMER,
     CLOSE_UNAUTHORIZED,
-    EventPush,
-    ServerMessage,
+    Error,
     Welcome,
 )
 from shared.streams import DATA_FIELD, QueueKeys
-
-RECEIVE_TIMEOUT_S = 5
+from tests.notifier.wire import (
+    close_code,
+    completed,
+    dead_lettered,
+    drain,
+    next_push,
+    publish,
+    queued,
+    receive,
+    ws_url,
+)
 
 # The fixtures `subscribe` and `start_notifier` of this folder's conftest.
 Subscribe = Callable[..., AbstractAsyncContextManager[ClientConnection]]
 StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
-
-
-def ws_url(base_url: str, token: str | None) -> str:
-    url = base_url.replace("http://", "ws://", 1) + "/ws"
-    return url if token is None else f"{url}?token={token}"
-
-
-def queued(*rooms: str, job_id: str = "job-1", queue: str = "default") -> JobQueued:
-    return JobQueued(
-        job_id=job_id, type="demo.echo", queue=queue, owner="alice", rooms=rooms, at_ms=1
-    )
-
-
-def dead_lettered(*rooms: str, detail: str = "ZeroDivisionError at handlers.py:12") -> JobEvent:
-    return JobDeadLettered(
-        job_id="job-2",
-        type="demo.fail",
-        queue="default",
-        owner="alice",
-        rooms=rooms,
-        at_ms=2,
-        attempt=3,
-        error=ErrorInfo(message="The job failed.", detail=detail),
-    )
-
-
-def completed(*rooms: str, job_id: str, result: str) -> JobEvent:
-    return JobCompleted(
-        job_id=job_id,
-        type="demo.echo",
-        queue="default",
-        owner="alice",
-        rooms=rooms,
-        at_ms=3,
-        attempt=1,
-        result=result,
-    )
-
-
-async def publish(redis: Redis, event: JobEvent, queue: str = "default") -> str:
-    """Append an event to a queue's events stream as a worker does; returns its entry id."""
-    entry_id = await redis.xadd(QueueKeys(queue).events, {DATA_FIELD: encoder.encode(event)})
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-
-
-async def receive(client: ClientConnection) -> ServerMessage:
-    message: ServerMessage = msgspec.json.decode(
-        await asyncio.wait_for(client.recv(), RECEIVE_TIMEOUT_S), type=ServerMessage
-    )
-    return message
-
-
-async def next_push(client: ClientConnection) -> EventPush:
-    message = await receive(client)
-    assert isinstance(message, EventPush)
-    return message
-
-
-async def drain(client: ClientConnection) -> None:
-    """Read until the connection closes."""
-    while True:
-        await asyncio.wait_for(client.recv(), RECEIVE_TIMEOUT_S)
-
-
-async def close_code(client: ClientConnection) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as closed:
-        await asyncio.wait_for(client.recv(), RECEIVE_TIMEOUT_S)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
 async def test_welcome_names_the_user_and_the_rooms_joined(
@@ -293,4 +224,39 @@ async def test_client_that_stops_reading_is_dropped_without_holding_back_others(
     assert "conduit_notifier_connections 1.0" in metrics
     assert "conduit_notifier_connections_dropped_total 1.0" in metrics
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == CLOSE_SLOW_CONSUMER
+    assert closed.value.rcvd.code == CLOSE_SLOW_CONSUMER == 4408
+
+
+async def test_message_over_the_size_limit_closes_with_1009_and_says_the_limit(
+    start_notifier: StartNotifier, redis_url: str, make_token: TokenFactory
+) -> None:
+    async with (
+        start_notifier(redis_url, max_message_bytes=1_000) as base_url,
+        connect(ws_url(base_url, make_token("alice"))) as client,
+    ):
+        assert isinstance(await receive(client), Welcome)
+        await client.send("x" * 1_001)
+        code, reason = await close_code(client)
+
+    assert (code, reason) == (CLOSE_MESSAGE_TOO_BIG, "message too big: limit 1000 bytes")
+
+
+async def test_message_within_the_size_limit_keeps_the_connection(
+    start_notifier: StartNotifier, redis_url: str, redis: Redis, make_token: TokenFactory
+) -> None:
+    async with (
+        start_notifier(redis_url, max_message_bytes=1_000) as base_url,
+        connect(ws_url(base_url, make_token("alice"))) as client,
+    ):
+        assert isinstance(await receive(client), Welcome)
+        refresh = b'{"type":"refresh","token":"%s"}' % (b"x" * 971)
+        assert len(refresh) == 1_000
+        await client.send(refresh)
+        answer = await receive(client)
+        await publish(redis, queued("user:alice", job_id="still-here"))
+
+        push = await next_push(client)
+
+    assert isinstance(answer, Error)
+    assert answer.reason.startswith("refresh refused")
+    assert push.event.job_id == "still-here"

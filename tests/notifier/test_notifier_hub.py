@@ -39,7 +39,7 @@ class RecordingConnection:
         self.keeps_up = keeps_up
         self.frames: list[str] = []
 
-    async def push(self, frame: str) -> bool:
+    async def push(self, frame: str, offset: str) -> bool:
         if self.keeps_up:
             self.frames.append(frame)
         return self.keeps_up
@@ -84,6 +84,22 @@ async def test_joining_again_adds_rooms_without_duplicating_membership() -> None
 
     assert [push.offset for push in alice.pushes()] == ["default:1-0", "default:2-0"]
     assert hub.connection_count == 1
+
+
+async def test_leaving_one_room_keeps_the_others() -> None:
+    hub = Hub()
+    alice = RecordingConnection()
+    hub.join(alice, ["user:alice", "entity:order:1"])
+
+    left = hub.leave_room(alice, "entity:order:1")
+    left_again = hub.leave_room(alice, "entity:order:1")
+    await hub.publish(queued("entity:order:1"), "default:1-0")
+    await hub.publish(queued("user:alice"), "default:2-0")
+
+    assert (left, left_again) == (True, False)
+    assert hub.rooms_of(alice) == ("user:alice",)
+    assert hub.members(["entity:order:1"]) == set()
+    assert [push.offset for push in alice.pushes()] == ["default:2-0"]
 
 
 async def test_a_connection_that_left_gets_nothing_and_leaving_twice_is_harmless() -> None:

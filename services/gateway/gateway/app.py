@@ -15,6 +15,7 @@ from gateway.metrics import EnqueueCollector
 from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from gateway.repeatables import RepeatableController
+from gateway.subscriptions import subscription_routes
 from shared.connections import redis_client
 from shared.jobstore import JobStore, StoreSettings
 from shared.repeatables import RepeatableStore
@@ -53,7 +54,14 @@ def create_app(settings: Settings) -> Litestar:
         await redis.aclose()
 
     return Litestar(
-        route_handlers=[JobController, RepeatableController, livez, readyz, MetricsController],
+        route_handlers=[
+            JobController,
+            RepeatableController,
+            *subscription_routes(settings.jwt),
+            livez,
+            readyz,
+            MetricsController,
+        ],
         dependencies={
             "redis": Provide(lambda: redis, sync_to_thread=False),
             "store": Provide(lambda: store, sync_to_thread=False),

@@ -5,11 +5,22 @@ from __future__ import annotations
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
 from shared.serving import serve
-from shared.settings import JwtSettings, QueueSettings, RedisSettings, from_env
+from shared.settings import (
+    DatabaseSettings,
+    JwtSettings,
+    QueueSettings,
+    RedisSettings,
+    SettingsError,
+    from_env,
+)
 
 
 def main() -> None:
     """Serve until SIGTERM or SIGINT."""
+    try:
+        notifier = from_env(NotifierSettings)
+    except SettingsError as exc:
+        raise SystemExit(f"notifier: {exc}") from exc
     serve(
         "notifier",
         8001,
@@ -17,10 +28,13 @@ def main() -> None:
             redis=from_env(RedisSettings),
             jwt=from_env(JwtSettings),
             queues=from_env(QueueSettings),
-            notifier=from_env(NotifierSettings),
+            notifier=notifier,
+            database=from_env(DatabaseSettings),
         ),
         # Compression runs once per connection and frame, undoing encode-once fan-out.
         ws_per_message_deflate=False,
+        # Refused while it is read, before a too-big message is held in memory whole.
+        ws_max_size=notifier.max_message_bytes,
     )
 
 

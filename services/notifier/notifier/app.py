@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import REGISTRY
-from redis.asyncio import Redis
+from litestar.plugins.prometheus import PrometheusConfig
+from redis.asyncio import BlockingConnectionPool, Redis
 
-from notifier.auth import query_token_auth
+from notifier.auth import TokenVerifier, query_token_auth
 from notifier.endpoint import ws_route
 from notifier.health import health_routes
 from notifier.hub import Hub
-from notifier.metrics import NotifierCollector
+from notifier.metrics import NotifierCollector, metrics_route
+from notifier.persist import NotificationWriter
+from notifier.presence import RedisPresence
+from notifier.recovery import RedisHistory
 from notifier.settings import NotifierSettings
 from notifier.source import RedisEventSource
-from shared.settings import JwtSettings, QueueSettings, RedisSettings
+from shared.db.session import create_engine, create_sessionmaker
+from shared.notifications import NotificationRepository
+from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 
 
 def create_app(
@@ -27,43 +34,83 @@ def create_app(
     jwt: JwtSettings,
     queues: QueueSettings,
     notifier: NotifierSettings,
+    database: DatabaseSettings | None,
 ) -> Litestar:
-    """The notifier's ASGI app; its lifespan runs the event source until shutdown."""
-    client = Redis.from_url(
+    """The notifier's ASGI app; its lifespan runs the event source until shutdown.
+
+    With `database`, it also stores users' notifications there; without, it only pushes.
+    """
+    # A blocking pool: a burst of catch-ups waits for a free connection rather than failing.
+    pool = BlockingConnectionPool.from_url(
         redis.url,
+        max_connections=notifier.redis_max_connections,
+        timeout=notifier.redis_timeout_ms / 1000,
         protocol=2,
         socket_connect_timeout=notifier.redis_timeout_ms / 1000,
         # Longer than a blocking read, so only a dead connection times out.
         socket_timeout=(notifier.read_block_ms + notifier.redis_timeout_ms) / 1000,
     )
+    client = Redis.from_pool(pool)
     hub = Hub()
     source = RedisEventSource(client, queues.names, hub, notifier)
-    collector = NotifierCollector(hub, source.stats)
+    history = RedisHistory(client, notifier.catch_up_page_size, notifier.catch_up_max_entries)
+    instance = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    presence = RedisPresence(
+        client,
+        instance,
+        ttl_ms=notifier.presence_ttl_ms,
+        flush_ms=notifier.presence_flush_ms,
+    )
+    engine = None if database is None else create_engine(database)
+    writer = (
+        None
+        if engine is None
+        else NotificationWriter(
+            client,
+            NotificationRepository(create_sessionmaker(engine)),
+            queues.names,
+            notifier,
+            consumer=instance,
+        )
+    )
+    writer_stats = None if writer is None else writer.stats
+    collector = NotifierCollector(hub, source.stats, writer_stats)
 
     @asynccontextmanager
     async def running(_: Litestar) -> AsyncIterator[None]:
-        REGISTRY.register(collector)
         try:
             async with asyncio.TaskGroup() as tasks:
-                reading = tasks.create_task(source.run(), name="notifier-event-source")
+                loops = [
+                    tasks.create_task(source.run(), name="notifier-event-source"),
+                    tasks.create_task(presence.run(), name="notifier-presence"),
+                ]
+                if writer is not None:
+                    loops.append(tasks.create_task(writer.run(), name="notifier-writer"))
                 try:
                     yield
                 finally:
-                    reading.cancel()
+                    for loop in loops:
+                        loop.cancel()
         finally:
-            REGISTRY.unregister(collector)
             await client.aclose()
+            if engine is not None:
+                await engine.dispose()
 
     prometheus = PrometheusConfig(app_name="notifier", prefix="conduit_notifier_http")
     return Litestar(
         route_handlers=[
-            *health_routes(client, notifier.redis_timeout_ms / 1000, lambda: source.following),
-            PrometheusController,
+            *health_routes(
+                client, notifier.redis_timeout_ms / 1000, lambda: source.following, writer_stats
+            ),
+            metrics_route(collector),
             ws_route(
-                hub,
-                query_token_auth(jwt),
-                send_timeout_s=notifier.send_timeout_ms / 1000,
-                close_timeout_s=notifier.close_timeout_ms / 1000,
+                hub=hub,
+                auth=query_token_auth(jwt),
+                tokens=TokenVerifier(jwt),
+                history=history,
+                presence=presence,
+                queues=queues.names,
+                settings=notifier,
             ),
         ],
         middleware=[prometheus.middleware],

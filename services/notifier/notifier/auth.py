@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import jwt
 import msgspec
 from litestar.connection import ASGIConnection, WebSocket
 from litestar.enums import ScopeType
@@ -21,7 +22,12 @@ from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTAuth, Token
 from litestar.security.jwt.middleware import JWTAuthenticationMiddleware
 
-from shared.contracts.ws import CLOSE_REASON_MAX_BYTES, CLOSE_UNAUTHORIZED, Role
+from shared.contracts.ws import (
+    CLOSE_REASON_MAX_BYTES,
+    CLOSE_UNAUTHORIZED,
+    Role,
+    SubscriptionClaims,
+)
 from shared.settings import JwtSettings
 
 if TYPE_CHECKING:
@@ -46,16 +52,59 @@ class AccessToken(Token):
         return payload
 
 
+REQUIRED_CLAIMS = ("sub", "role", "exp")
+
+
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
-    """Who a connection is, as its token says."""
+    """Who a connection is, as its token says, and until when (`exp`, Unix seconds)."""
 
     sub: str
     role: Role
+    expires_at: float
+
+
+def identity_from(token: AccessToken) -> Identity:
+    """The identity a verified token names; the notifier keeps no user store."""
+    return Identity(sub=token.sub, role=token.role, expires_at=token.exp.timestamp())
 
 
 async def identity_of(token: AccessToken, _: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    """The identity a verified token names; the notifier keeps no user store."""
-    return Identity(sub=token.sub, role=token.role)
+    """`identity_from`, as Litestar's JWT middleware calls it."""
+    return identity_from(token)
+
+
+class TokenVerifier:
+    """Verifies access tokens sent on an open socket, as the handshake verifies them."""
+
+    def __init__(self, settings: JwtSettings) -> None:
+        self._settings = settings
+
+    def identity(self, encoded: str) -> Identity:
+        """The identity of a valid token; NotAuthorizedException otherwise."""
+        token = AccessToken.decode(
+            encoded,
+            self._settings.secret,
+            self._settings.algorithm,
+            require_claims=REQUIRED_CLAIMS,
+        )
+        return identity_from(token)
+
+    def subscription(self, encoded: str) -> SubscriptionClaims:
+        """The claims of a valid subscription token; InvalidSubscriptionError otherwise."""
+        try:
+            claims = jwt.decode(
+                encoded,
+                self._settings.secret,
+                algorithms=[self._settings.algorithm],
+                options={"require": ["sub", "room", "exp", "typ"]},
+            )
+            return msgspec.convert(claims, SubscriptionClaims)
+        except (jwt.InvalidTokenError, msgspec.ValidationError) as exc:
+            raise InvalidSubscriptionError(str(exc)) from exc
+
+
+class InvalidSubscriptionError(Exception):
+    """A subscription token is malformed, expired, badly signed or not a subscription token."""
 
 
 class QueryTokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
@@ -100,7 +149,7 @@ def query_token_auth(settings: JwtSettings) -> DefineMiddleware:
         algorithm=settings.algorithm,
         retrieve_user_handler=identity_of,
         token_cls=AccessToken,
-        require_claims=("sub", "role", "exp"),
+        require_claims=REQUIRED_CLAIMS,
         authentication_middleware_class=QueryTokenAuthenticationMiddleware,
     )
     return auth.middleware

@@ -1,116 +1,158 @@
-"""The `/ws` endpoint: joins a client to its rooms and relays the hub's frames to its socket."""
+"""The `/ws` endpoint: joins a client to its rooms, catches it up, then relays live frames."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.handlers import WebsocketRouteHandler
 from litestar.middleware import DefineMiddleware
+from redis.exceptions import RedisError
 
-from notifier.auth import Identity
+from notifier.auth import Identity, TokenVerifier
+from notifier.connection import SocketConnection
+from notifier.frames import EventFrames
 from notifier.hub import Hub
+from notifier.origin import origin_check
+from notifier.presence import RedisPresence
+from notifier.recovery import HistoryGoneError, RedisHistory
+from notifier.session import Session
+from notifier.settings import NotifierSettings
 from shared.contracts.codec import encoder
-from shared.contracts.ws import CLOSE_SLOW_CONSUMER, Welcome
+from shared.contracts.ws import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_REASON_MAX_BYTES,
+    CLOSE_TRY_AGAIN,
+    OffsetError,
+    Resync,
+    Welcome,
+    event_offset,
+    parse_since,
+)
 from shared.streams import role_room, user_room
 
 logger = logging.getLogger(__name__)
 
-
-class SocketConnection:
-    """One authenticated client socket, as a hub `Connection`.
-
-    A push writes straight to the socket. Under uvicorn a send returns at once while the
-    transport's write buffer is below its high-water mark and waits once it is above, so the
-    transport buffer is the per-client bound: a push that would wait longer than `send_timeout_s`
-    marks the client slow, and its own handler closes it. No queue and no task per client.
-    """
-
-    __slots__ = ("_closing", "_send_timeout_s", "_socket", "identity", "slow")
-
-    def __init__(self, socket: WebSocket[Any, Any, Any], identity: Identity, send_timeout_s: float):
-        self._socket = socket
-        self._send_timeout_s = send_timeout_s
-        self._closing: asyncio.Timeout | None = None
-        self.identity = identity
-        self.slow = False
-
-    @property
-    def sees_error_detail(self) -> bool:
-        """Admins see an error's detail."""
-        return self.identity.role == "ADMIN"
-
-    async def push(self, frame: str) -> bool:
-        """Send one frame, or report that this client is gone or too slow to keep."""
-        try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await self._socket.send_data(frame)
-        except TimeoutError:
-            self.slow = True
-            self._stop_waiting()
-            return False
-        except (WebSocketDisconnect, OSError) as exc:
-            logger.debug("push to %s failed, client gone: %r", self.identity.sub, exc)
-            return False
-        return True
-
-    async def wait_until_done(self) -> None:
-        """Drain what the client sends until it disconnects or is found slow."""
-        try:
-            async with asyncio.timeout(None) as closing:
-                self._closing = closing
-                async for _ in self._socket.iter_data("text"):
-                    # Clients have nothing to say yet; reading keeps disconnects noticed.
-                    pass
-        except TimeoutError:
-            if not self.slow:
-                raise
-        finally:
-            self._closing = None
-
-    def _stop_waiting(self) -> None:
-        # Expiring the scope that `wait_until_done` sits in wakes the client's own task, which
-        # then does the closing; the hub never waits for it.
-        if self._closing is not None:
-            self._closing.reschedule(-1)
+SINCE_PARAMETER = "since"
 
 
 def ws_route(
-    hub: Hub, auth: DefineMiddleware, send_timeout_s: float, close_timeout_s: float
+    *,
+    hub: Hub,
+    auth: DefineMiddleware,
+    tokens: TokenVerifier,
+    history: RedisHistory,
+    presence: RedisPresence,
+    queues: Sequence[str],
+    settings: NotifierSettings,
 ) -> WebsocketRouteHandler:
-    """The `/ws` route handler, bound to its hub."""
+    """The `/ws` route handler, bound to its hub and the events history."""
+    close_timeout_s = settings.close_timeout_ms / 1000
 
-    @websocket("/ws", middleware=[auth])
+    # The origin is checked before the token: a page on a foreign origin learns nothing more.
+    @websocket("/ws", middleware=[origin_check(settings.allowed_origins), auth])
     async def notifications(socket: WebSocket[Identity, Any, Any]) -> None:
         """Push the events of the client's rooms until it leaves."""
         identity = socket.user
-        connection = SocketConnection(socket, identity, send_timeout_s)
+        connection = SocketConnection(
+            socket,
+            identity,
+            send_timeout_s=settings.send_timeout_ms / 1000,
+            max_message_bytes=settings.max_message_bytes,
+            buffer_max=settings.catch_up_buffer_max,
+        )
         rooms = (user_room(identity.sub), role_room(identity.role))
         await socket.accept()
+        try:
+            since = _since(socket.query_params.get(SINCE_PARAMETER), queues)
+        except OffsetError as exc:
+            await _close(socket, CLOSE_BAD_REQUEST, f"bad since: {exc}", close_timeout_s)
+            return
         await socket.send_data(
             encoder.encode(Welcome(sub=identity.sub, role=identity.role, rooms=rooms)).decode()
         )
+        if since:
+            connection.hold_live_events()
         # Joined with no await after the welcome went out: every event published after the
-        # client reads its welcome reaches it.
+        # client reads its welcome reaches it (held back while the history is sent first).
         hub.join(connection, rooms)
+        member = presence.member(identity.sub)
+        presence.enter(member, rooms)
         try:
-            await connection.wait_until_done()
+            if not since or await _catch_up(connection, history, since, frozenset(rooms)):
+                session = Session(
+                    connection,
+                    hub,
+                    tokens,
+                    presence,
+                    member=member,
+                    warn_s=settings.token_warn_s,
+                    max_entity_rooms=settings.max_entity_rooms,
+                )
+                await connection.wait_until_done(session)
         finally:
+            presence.leave(member, hub.rooms_of(connection))
             hub.leave(connection)
-        if connection.slow:
-            logger.warning("dropping slow client %s", identity.sub)
-            await _close_slow(socket, close_timeout_s)
+        if connection.close_with is not None:
+            code, reason = connection.close_with
+            logger.warning("closing client %s: %s", identity.sub, reason)
+            await _close(socket, code, reason, close_timeout_s)
 
     return notifications
 
 
-async def _close_slow(socket: WebSocket[Any, Any, Any], timeout_s: float) -> None:
+def _since(raw: str | None, queues: Sequence[str]) -> dict[str, str]:
+    if not raw:
+        return {}
+    since = parse_since(raw)
+    unknown = sorted(set(since) - set(queues))
+    if unknown:
+        raise OffsetError(f"unknown queue {unknown[0][:64]!r}")
+    return since
+
+
+async def _catch_up(
+    connection: SocketConnection,
+    history: RedisHistory,
+    since: Mapping[str, str],
+    rooms: frozenset[str],
+) -> bool:
+    """Send what the client missed in each queue, then its held live events; False if it ends."""
+    recovered_up_to: dict[str, str] = {}
+    for queue, entry_id in since.items():
+        try:
+            missed = await history.missed(queue, entry_id, rooms)
+        except HistoryGoneError as exc:
+            resync = Resync(queue=queue, reason=exc.reason)
+            if not await connection.send(encoder.encode(resync).decode()):
+                return False
+            continue
+        except (RedisError, OSError) as exc:
+            logger.warning("catch-up of %s failed: %r", connection.identity.sub, exc)
+            connection.close_with = (CLOSE_TRY_AGAIN, "catch-up failed, try again")
+            return False
+        for missed_id, event in missed:
+            frames = EventFrames(event, event_offset(queue, missed_id), recovered=True)
+            frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
+            if not await connection.send(frame):
+                return False
+        if missed:
+            recovered_up_to[queue] = missed[-1][0]
+    return await connection.release_live_events(recovered_up_to)
+
+
+async def _close(
+    socket: WebSocket[Any, Any, Any], code: int, reason: str, timeout_s: float
+) -> None:
+    reason = reason.encode()[:CLOSE_REASON_MAX_BYTES].decode(errors="ignore")
     try:
         async with asyncio.timeout(timeout_s):
-            await socket.close(code=CLOSE_SLOW_CONSUMER, reason="slow consumer")
+            await socket.close(code=code, reason=reason)
     except (TimeoutError, WebSocketDisconnect, OSError) as exc:
-        # The close frame waits behind a full buffer; the server drops the transport on return.
-        logger.debug("close of slow client not sent: %r", exc)
+        # A slow client's close frame waits behind a full buffer; the server drops the
+        # transport when the handler returns.
+        logger.debug("close frame not sent: %r", exc)

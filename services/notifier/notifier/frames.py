@@ -19,29 +19,28 @@ def for_users(event: JobEvent) -> JobEvent:
 class EventFrames:
     """The frames of one event, each encoded at most once however many connections get it."""
 
-    __slots__ = ("_admin", "_event", "_offset", "_user")
+    __slots__ = ("_admin", "_event", "_offset", "_recovered", "_user")
 
-    def __init__(self, event: JobEvent, offset: str) -> None:
+    def __init__(self, event: JobEvent, offset: str, *, recovered: bool = False) -> None:
         self._event = event
         self._offset = offset
+        self._recovered = recovered
         self._admin: str | None = None
         self._user: str | None = None
 
     def for_admin(self) -> str:
         """The frame with the full error."""
         if self._admin is None:
-            self._admin = _encode(self._event, self._offset)
+            self._admin = self._encode(self._event)
         return self._admin
 
     def for_user(self) -> str:
         """The frame with the friendly error only."""
         if self._user is None:
             redacted = for_users(self._event)
-            self._user = (
-                self.for_admin() if redacted is self._event else _encode(redacted, self._offset)
-            )
+            self._user = self.for_admin() if redacted is self._event else self._encode(redacted)
         return self._user
 
-
-def _encode(event: JobEvent, offset: str) -> str:
-    return encoder.encode(EventPush(offset=offset, event=event)).decode()
+    def _encode(self, event: JobEvent) -> str:
+        push = EventPush(offset=self._offset, event=event, recovered=self._recovered)
+        return encoder.encode(push).decode()

@@ -1,8 +1,13 @@
-"""`/livez` and `/readyz`: the process is up; Redis, its one dependency, answers."""
+"""`/livez` and `/readyz`: the process is up; Redis answers; whether notifications get stored.
+
+PostgreSQL down does not make the notifier unready: it keeps pushing, and the notifications wait
+in Redis. `/readyz` then still answers 200, with status `warn` and what is failing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import msgspec
@@ -12,6 +17,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from notifier.persist import WriterStats
+
 
 class Status(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A probe answer: `pass` or `fail`, and for a failure which dependency and why."""
@@ -19,10 +26,11 @@ class Status(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: str
     redis: str | None = None
     events: str | None = None
+    notifications: str | None = None
 
 
 def health_routes(
-    redis: Redis, timeout_s: float, following: Callable[[], bool]
+    redis: Redis, timeout_s: float, following: Callable[[], bool], writer: WriterStats | None
 ) -> list[HTTPRouteHandler]:
     """The probe handlers, public and cheap enough to be called every second."""
 
@@ -43,6 +51,13 @@ def health_routes(
         if not following():
             failed = Status(status="fail", events="not following the events streams yet")
             return Response(failed, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        if writer is not None and writer.failing is not None:
+            failing_s = time.monotonic() - writer.failing_since
+            stuck = (
+                f"storing fails since {failing_s:.0f}s ({writer.failing}); "
+                f"{writer.in_hand} events in hand, later ones wait in Redis"
+            )
+            return Response(Status(status="warn", notifications=stuck), status_code=HTTP_200_OK)
         return Response(Status(status="pass"), status_code=HTTP_200_OK)
 
     return [livez, readyz]

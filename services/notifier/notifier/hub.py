@@ -15,11 +15,12 @@ class Connection(Protocol):
     @property
     def sees_error_detail(self) -> bool:
         """Whether this client may see an error's detail (admins)."""
-        ...
 
-    async def push(self, frame: str) -> bool:
-        """Send one frame without waiting on a slow client; False means drop this connection."""
-        ...
+    async def push(self, frame: str, offset: str) -> bool:
+        """Send the frame of the event at `offset` without waiting on a slow client.
+
+        False means drop this connection.
+        """
 
 
 class Hub:
@@ -44,6 +45,22 @@ class Hub:
             self._rooms.setdefault(room, set()).add(connection)
         self._joined[connection] = joined + added
 
+    def rooms_of(self, connection: Connection) -> tuple[str, ...]:
+        """The rooms a connection is in, in the order joined."""
+        return self._joined.get(connection, ())
+
+    def leave_room(self, connection: Connection, room: str) -> bool:
+        """Remove a connection from one room; False if it was not in it."""
+        joined = self._joined.get(connection, ())
+        if room not in joined:
+            return False
+        self._joined[connection] = tuple(other for other in joined if other != room)
+        members = self._rooms[room]
+        members.discard(connection)
+        if not members:
+            del self._rooms[room]
+        return True
+
     def leave(self, connection: Connection) -> None:
         """Remove a connection from every room; leaving twice is harmless."""
         for room in self._joined.pop(connection, ()):
@@ -67,7 +84,7 @@ class Hub:
         frames = EventFrames(event, offset)
         for connection in targets:
             frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
-            if await connection.push(frame):
+            if await connection.push(frame, offset):
                 self.messages_sent += 1
             else:
                 self.leave(connection)

@@ -1,22 +1,31 @@
-"""The notifier's own Prometheus metrics, read from the hub and the source at scrape time."""
+"""The notifier's own Prometheus metrics, read from the hub, source and writer at scrape time.
+
+They live in a registry of the app's own, not the process-wide one, so that several notifier
+apps can run in one process (as the tests run them); `/metrics` serves both registries.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from notifier.hub import Hub
+from notifier.persist import WriterStats
 from notifier.source import EventSourceStats
 
 
 class NotifierCollector(Collector):
     """Connections and messages, counted by the hub as plain integers and exported on scrape."""
 
-    def __init__(self, hub: Hub, source: EventSourceStats) -> None:
+    def __init__(self, hub: Hub, source: EventSourceStats, writer: WriterStats | None) -> None:
         self._hub = hub
         self._source = source
+        self._writer = writer
 
     def collect(self) -> Iterator[Metric]:
         """Yield the current values."""
@@ -45,3 +54,33 @@ class NotifierCollector(Collector):
             "Events-stream entries skipped because they did not decode.",
             value=self._source.entries_skipped,
         )
+        if self._writer is not None:
+            yield CounterMetricFamily(
+                "conduit_notifier_notifications_stored",
+                "Notification rows this instance inserted (not counting ones already stored).",
+                value=self._writer.stored,
+            )
+            yield GaugeMetricFamily(
+                "conduit_notifier_notifications_in_hand",
+                "Events read for storing and not yet stored.",
+                value=self._writer.in_hand,
+            )
+            yield GaugeMetricFamily(
+                "conduit_notifier_notifications_failing",
+                "1 while storing notifications fails (PostgreSQL unreachable), else 0.",
+                value=int(self._writer.failing is not None),
+            )
+
+
+def metrics_route(collector: NotifierCollector) -> HTTPRouteHandler:
+    """`/metrics`: the process's metrics (HTTP, runtime) and this app's own, as Prometheus text."""
+    own = CollectorRegistry(auto_describe=True)
+    own.register(collector)
+
+    @get("/metrics", sync_to_thread=False)
+    def metrics() -> Response[bytes]:
+        """Every metric, in the Prometheus text format."""
+        body = generate_latest(REGISTRY) + generate_latest(own)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -24,12 +24,50 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     # client is dropped as slow; 0 means not at all.
     send_timeout_ms: int = 0
     close_timeout_ms: int = 1_000
+    # Catch-up: entries read per XRANGE, the most a client may have missed before it is told to
+    # resync instead, and the live events held for it meanwhile before it counts as slow.
+    catch_up_page_size: int = 500
+    catch_up_max_entries: int = 10_000
+    catch_up_buffer_max: int = 1_000
+    # Stored notifications: how long an entry read by an instance may stay unstored before
+    # another instance claims it (a dead instance's), and how long one insert may take.
+    persist_claim_idle_ms: int = 30_000
+    persist_timeout_ms: int = 5_000
+    # Browser origins (`scheme://host[:port]`) allowed to open a socket; clients that send no
+    # Origin (not browsers) are always allowed.
+    allowed_origins: tuple[str, ...] = ()
+    # How long before its access token runs out a client is told to send a fresh one.
+    token_warn_s: int = 60
+    # How long a connection stays present after its instance last renewed it (a crashed one's).
+    presence_ttl_ms: int = 30_000
+    # How often joins and leaves are written to the presence sets, batched.
+    presence_flush_ms: int = 200
+    # Entity rooms one connection may be in at once.
+    max_entity_rooms: int = 100
+    # The largest message a client may send; its messages are small commands (a token, a room).
+    max_message_bytes: int = 4_096
     redis_timeout_ms: int = 2_000
+    # Redis connections of one notifier; a command waits up to redis_timeout_ms for a free one.
+    redis_max_connections: int = 50
 
     def __post_init__(self) -> None:
         if self.read_block_ms < 1 or self.read_count < 1:
             raise SettingsError("NOTIFIER_READ_BLOCK_MS and NOTIFIER_READ_COUNT must be positive")
         if not 0 < self.retry_min_ms <= self.retry_max_ms:
             raise SettingsError("need 0 < NOTIFIER_RETRY_MIN_MS <= NOTIFIER_RETRY_MAX_MS")
+        if self.redis_max_connections < 4:
+            raise SettingsError("NOTIFIER_REDIS_MAX_CONNECTIONS must be at least 4")
         if self.send_timeout_ms < 0 or self.close_timeout_ms < 0 or self.redis_timeout_ms < 1:
             raise SettingsError("NOTIFIER_*_TIMEOUT_MS must not be negative")
+        if min(self.catch_up_page_size, self.catch_up_max_entries, self.catch_up_buffer_max) < 1:
+            raise SettingsError("NOTIFIER_CATCH_UP_* must be positive")
+        if self.persist_claim_idle_ms < 1 or self.persist_timeout_ms < 1:
+            raise SettingsError("NOTIFIER_PERSIST_* must be positive")
+        if self.presence_ttl_ms < 300 or self.presence_flush_ms < 1:
+            raise SettingsError("need NOTIFIER_PRESENCE_TTL_MS >= 300, _FLUSH_MS >= 1")
+        if self.max_entity_rooms < 0:
+            raise SettingsError("NOTIFIER_MAX_ENTITY_ROOMS must not be negative")
+        if self.token_warn_s < 0:
+            raise SettingsError("NOTIFIER_TOKEN_WARN_S must not be negative")
+        if self.max_message_bytes < 256:
+            raise SettingsError("NOTIFIER_MAX_MESSAGE_BYTES must be at least 256")

@@ -12,6 +12,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from notifier.cancellation import stop_if_cancelled
 from notifier.settings import NotifierSettings
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobEvent
@@ -30,7 +31,6 @@ class EventSink(Protocol):
 
     async def publish(self, event: JobEvent, offset: str) -> None:
         """Deliver one event; `offset` says where it sits in its queue's events stream."""
-        ...
 
 
 class EventSourceStats:
@@ -74,12 +74,14 @@ class RedisEventSource:
             try:
                 batches = await self._read()
             except (RedisError, OSError) as exc:
+                stop_if_cancelled()
                 self.following = False
                 logger.warning("reading events failed, retrying in %.1fs: %r", delay_s, exc)
                 # Jitter keeps many notifiers from reconnecting in step after a Redis restart.
                 await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # noqa: S311
                 delay_s = min(delay_s * 2, self._settings.retry_max_ms / 1000)
                 continue
+            stop_if_cancelled()
             delay_s = self._settings.retry_min_ms / 1000
             for stream, entries in batches:
                 for entry_id, fields in entries:

@@ -4,10 +4,30 @@ A connection first gets one `Welcome`, then an `EventPush` per job event address
 rooms. `EventPush.offset` is `<queue>:<stream entry id>` (e.g. `default:1700000000000-0`): queue
 names hold no `:`, so the first `:` splits it; entry ids order events within one queue. A refused
 or dropped connection is closed with one of the close codes below and a short reason.
+
+Catch-up: a client that connects with `?since=<offset>[,<offset>...]` (its last offset of each
+queue) first gets every event of its rooms it missed, in order and marked `recovered`, then live
+events, none twice; or, for a queue whose history no longer reaches back to its offset, a `Resync`
+saying it should refetch that queue's state over REST.
+
+Clients send `ClientMessage`s: JSON text frames, tagged on `type` too. An access token runs out:
+ahead of its `exp` the server sends `TokenExpiring`; a `Refresh` with a new token for the same
+user keeps the connection (answered by `TokenRefreshed`), else it is closed with 4401. A message
+the server cannot use is answered with an `Error`; the connection stays.
+
+Entity rooms (`entity:<kind>:<id>`) are joined with a subscription token: a short-lived JWT the
+gateway signs (`POST /v1/subscriptions`) after its own access check, with the claims of
+`SubscriptionClaims`. The client sends it in a `Join` and gets `Joined`, or an `Error` naming
+the room; `Leave` leaves an entity room again.
+
+`PresenceQuery` asks who is connected in a room (a user or entity room; users only of rooms they
+are in): the `Presence` answer counts users and connections on every instance, and lists the
+users' `sub`s for admins only.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 import msgspec
@@ -18,7 +38,15 @@ Role = Literal["USER", "ADMIN"]
 
 # Private-use close codes (4000-4999), mirroring the HTTP status of the same meaning.
 CLOSE_UNAUTHORIZED: Final = 4401
-CLOSE_SLOW_CONSUMER: Final = 4429
+# 4408 as in HTTP 408: the client did not take what was sent in time; it may come back with
+# its last offset and catch up.
+CLOSE_SLOW_CONSUMER: Final = 4408
+# The standard code for a message larger than the server accepts (RFC 6455, 7.4.1).
+CLOSE_MESSAGE_TOO_BIG: Final = 1009
+# The standard "try again later": the server could not serve the connection just now (Redis).
+CLOSE_TRY_AGAIN: Final = 1013
+CLOSE_BAD_REQUEST: Final = 4400
+CLOSE_FORBIDDEN: Final = 4403
 # The WebSocket protocol caps a close reason at 123 bytes of UTF-8.
 CLOSE_REASON_MAX_BYTES: Final = 123
 
@@ -38,11 +66,145 @@ class EventPush(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag
     v: int = 1
     offset: str
     event: JobEvent
+    # Sent during catch-up, from history, rather than live.
+    recovered: bool = False
 
 
-ServerMessage = Welcome | EventPush
+class Resync(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="resync"):
+    """Events of `queue` since the client's offset are no longer all kept: refetch over REST."""
+
+    v: int = 1
+    queue: str
+    reason: str
+
+
+class TokenExpiring(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="token_expiring"
+):
+    """The access token runs out in `expires_in_s`: send a `Refresh` before then."""
+
+    v: int = 1
+    expires_in_s: int
+
+
+class TokenRefreshed(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="token_refreshed"
+):
+    """The refreshed token was accepted; the connection now lasts `expires_in_s` more."""
+
+    v: int = 1
+    expires_in_s: int
+
+
+class Error(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="error", omit_defaults=True
+):
+    """A client message was refused; `reason` says why, `room` which room it was about."""
+
+    v: int = 1
+    reason: str
+    room: str | None = None
+
+
+class Joined(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="joined"):
+    """The connection now receives the events of `room`."""
+
+    v: int = 1
+    room: str
+
+
+class Left(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="left"):
+    """The connection no longer receives the events of `room`."""
+
+    v: int = 1
+    room: str
+
+
+class Presence(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="presence", omit_defaults=True
+):
+    """Who is connected in `room` now; `subs` only for admins."""
+
+    v: int = 1
+    room: str
+    users: int
+    connections: int
+    subs: tuple[str, ...] | None = None
+
+
+ServerMessage = (
+    Welcome | EventPush | Resync | TokenExpiring | TokenRefreshed | Error | Joined | Left | Presence
+)
+
+
+class Refresh(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="refresh"):
+    """A new access token for the same user, to keep the connection past the old one's `exp`."""
+
+    token: str
+
+
+class Join(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="join"):
+    """Join the entity room a subscription token names."""
+
+    token: str
+
+
+class Leave(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="leave"):
+    """Leave an entity room joined before."""
+
+    room: str
+
+
+class PresenceQuery(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="presence"):
+    """Ask who is connected in `room`."""
+
+    room: str
+
+
+ClientMessage = Refresh | Join | Leave | PresenceQuery
+
+SUBSCRIPTION_TOKEN_TYPE: Final = "subscription"  # noqa: S105 - a claim's value, not a secret
+_ENTITY_ROOM = re.compile(r"entity:[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9_.-]{1,128}")
+
+
+class SubscriptionClaims(msgspec.Struct, frozen=True, kw_only=True):
+    """The claims of a subscription token: `sub` may join `room` until `exp` (Unix seconds)."""
+
+    sub: str
+    room: str
+    exp: int
+    typ: Literal["subscription"] = SUBSCRIPTION_TOKEN_TYPE
+
+
+def is_entity_room(room: str) -> bool:
+    """Whether `room` is a well-formed `entity:<kind>:<id>` room."""
+    return _ENTITY_ROOM.fullmatch(room) is not None
+
+
+class OffsetError(ValueError):
+    """An offset is not `<queue>:<milliseconds>-<sequence>`."""
 
 
 def event_offset(queue: str, entry_id: str) -> str:
     """The offset of the events-stream entry `entry_id` of `queue`."""
     return f"{queue}:{entry_id}"
+
+
+def parse_offset(offset: str) -> tuple[str, str]:
+    """The queue and entry id of an offset, or OffsetError."""
+    queue, _, entry_id = offset.partition(":")
+    milliseconds, _, sequence = entry_id.partition("-")
+    if not (queue and milliseconds.isdigit() and sequence.isdigit()):
+        raise OffsetError(f"not an offset: {offset[:64]!r}")
+    return queue, entry_id
+
+
+def parse_since(since: str) -> dict[str, str]:
+    """A `since` parameter's last entry id per queue, or OffsetError (also for a queue twice)."""
+    found: dict[str, str] = {}
+    for offset in since.split(","):
+        queue, entry_id = parse_offset(offset.strip())
+        if queue in found:
+            raise OffsetError(f"two offsets for queue {queue!r}")
+        found[queue] = entry_id
+    return found

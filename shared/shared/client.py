@@ -1,0 +1,204 @@
+"""A small typed asyncio client of the notifier's WebSocket, for tests and other backends.
+
+    async with connect("ws://127.0.0.1:8001/ws", token) as client:
+        async for message in client:
+            ...  # Welcome, EventPush, Resync, ... (shared.contracts.ws)
+
+It remembers the last offset it saw of each queue and, when the connection drops or the notifier
+sheds it as slow, connects again after a jittered backoff with `since` set to those offsets, so
+nothing is missed (or a `Resync` says to refetch). Each new connection starts with a `Welcome`.
+Entity rooms are not joined again by the client: their tokens are short-lived, so the caller
+joins again with a new one after a `Welcome`. When the token is given as a callable it is asked
+for a fresh token at each connect and whenever the notifier says the token is expiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from urllib.parse import urlencode
+
+import msgspec
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from shared.contracts.ws import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_FORBIDDEN,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    ClientMessage,
+    EventPush,
+    Join,
+    Leave,
+    PresenceQuery,
+    Refresh,
+    ServerMessage,
+    TokenExpiring,
+    parse_offset,
+)
+
+logger = logging.getLogger(__name__)
+
+# Closed for a reason that connecting again with the same request would not fix.
+FINAL_CLOSE_CODES = frozenset(
+    {CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_MESSAGE_TOO_BIG}
+)
+
+TokenSource = str | Callable[[], str]
+
+_decoder = msgspec.json.Decoder(ServerMessage)
+_encoder = msgspec.json.Encoder()
+
+
+class NotifierClosedError(Exception):
+    """The notifier closed the connection for good (refused token, origin or request)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"closed with {code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class NotifierClient:
+    """One logical subscription to the notifier, across as many connections as it takes."""
+
+    def __init__(
+        self,
+        url: str,
+        token: TokenSource,
+        *,
+        since: Mapping[str, str] | None = None,
+        reconnect: bool = True,
+        backoff_min_s: float = 0.1,
+        backoff_max_s: float = 10.0,
+    ) -> None:
+        self._url = url
+        self._token = token
+        self._reconnect = reconnect
+        self._backoff_min_s = backoff_min_s
+        self._backoff_max_s = backoff_max_s
+        self._socket: ClientConnection | None = None
+        self._closed = False
+        self.offsets: dict[str, str] = dict(since or {})
+        self.connections = 0
+
+    async def __aenter__(self) -> NotifierClient:
+        await self._connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[ServerMessage]:
+        return self.messages()
+
+    async def messages(self) -> AsyncIterator[ServerMessage]:
+        """Every server message, across reconnects, until `close` or a final close code."""
+        delay_s = self._backoff_min_s
+        while not self._closed:
+            try:
+                socket = self._socket or await self._connect()
+                frame = await socket.recv()
+            except ConnectionClosed as exc:
+                self._socket = None
+                received = exc.rcvd
+                if received is not None and received.code in FINAL_CLOSE_CODES:
+                    raise NotifierClosedError(received.code, received.reason) from exc
+                if self._closed or not self._reconnect:
+                    return
+                logger.info("notifier connection closed (%r), reconnecting", received)
+            except (OSError, InvalidHandshake) as exc:
+                self._socket = None
+                if not self._reconnect:
+                    raise
+                logger.info("notifier unreachable (%r), retrying", exc)
+            else:
+                delay_s = self._backoff_min_s
+                try:
+                    message = _decoder.decode(frame)
+                except msgspec.ValidationError as exc:
+                    # A message type newer than this client: skipped, as the contract evolves.
+                    logger.debug("skipping unknown notifier message: %r", exc)
+                    continue
+                if isinstance(message, EventPush):
+                    queue, entry_id = parse_offset(message.offset)
+                    self.offsets[queue] = entry_id
+                elif isinstance(message, TokenExpiring) and callable(self._token):
+                    await self.send(Refresh(token=self._token()))
+                yield message
+                continue
+            # Jittered, so that clients shed together do not come back together.
+            await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # noqa: S311
+            delay_s = min(delay_s * 2, self._backoff_max_s)
+
+    async def send(self, message: ClientMessage) -> None:
+        """Send one message on the current connection."""
+        if self._socket is None:
+            raise ConnectionError("not connected")
+        await self._socket.send(_encoder.encode(message).decode())
+
+    async def join(self, subscription_token: str) -> None:
+        """Ask to join the entity room a gateway subscription token names (answer: `Joined`)."""
+        await self.send(Join(token=subscription_token))
+
+    async def leave(self, room: str) -> None:
+        """Ask to leave an entity room (answer: `Left`)."""
+        await self.send(Leave(room=room))
+
+    async def presence(self, room: str) -> None:
+        """Ask who is in a room (answer: `Presence`)."""
+        await self.send(PresenceQuery(room=room))
+
+    async def close(self) -> None:
+        """Close the connection; the message iterator ends."""
+        self._closed = True
+        if self._socket is not None:
+            await self._socket.close()
+            self._socket = None
+
+    def url(self) -> str:
+        """The URL of the next connection: the token and, once known, `since`."""
+        token = self._token() if callable(self._token) else self._token
+        query = {"token": token}
+        if self.offsets:
+            query["since"] = ",".join(f"{queue}:{entry}" for queue, entry in self.offsets.items())
+        return f"{self._url}?{urlencode(query)}"
+
+    async def _connect(self) -> ClientConnection:
+        self._socket = await ws_connect(self.url(), compression=None)
+        self.connections += 1
+        return self._socket
+
+
+@asynccontextmanager
+async def connect(
+    url: str,
+    token: TokenSource,
+    since: Mapping[str, str] | None = None,
+    *,
+    reconnect: bool = True,
+    backoff_min_s: float = 0.1,
+    backoff_max_s: float = 10.0,
+) -> AsyncIterator[NotifierClient]:
+    """A connected client of the notifier's `/ws` at `url`; closed on exit."""
+    client = NotifierClient(
+        url,
+        token,
+        since=since,
+        reconnect=reconnect,
+        backoff_min_s=backoff_min_s,
+        backoff_max_s=backoff_max_s,
+    )
+    async with client:
+        yield client
