@@ -8,8 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import redis
@@ -17,7 +16,7 @@ from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.crc import key_slot
 
 from devstack.ports import LOOPBACK, free_port
-from devstack.servers import ServerError, _Child, log_tail
+from devstack.servers import Managed, ServerError, _Child, log_tail
 
 _POLL_S = 0.1
 
@@ -75,7 +74,7 @@ class ClusterNode(_Child):
         self._signal_and_wait(signal.SIGTERM, timeout_s)
 
 
-class RedisCluster:
+class RedisCluster(Managed):
     """`masters` cluster nodes on free ports, every slot assigned, no replicas."""
 
     def __init__(self, directory: Path, password: str, *, masters: int = 3) -> None:
@@ -173,15 +172,3 @@ class RedisCluster:
         """Stop every node that runs."""
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

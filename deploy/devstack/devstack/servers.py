@@ -6,6 +6,7 @@ same data, and so nothing outlives the process that started them when it stops t
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import shutil
@@ -42,7 +43,31 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-class _Child:
+class Managed(abc.ABC):
+    """A server that `with` starts on entry and stops on exit."""
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start and wait until it serves."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop and wait until it has exited."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _Child(Managed):
     """A server process and its log file: the lifecycle both servers share."""
 
     def __init__(self, name: str, log_path: Path) -> None:
@@ -214,18 +239,6 @@ class RedisServer(_Child):
         """Stop (if running) and start again on the same port and data."""
         self.stop(timeout_s)
         self.start(timeout_s)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def postgres_bindir() -> Path:
@@ -416,18 +429,6 @@ class PostgresServer(_Child):
         """Drop database `name` if it exists, disconnecting its sessions."""
         _check_name(name)
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _check_name(name: str) -> None:
