@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
-import uvicorn
 from litestar import Litestar
 
 from devstack.ports import LOOPBACK, free_port
+from tests.serving import serving
 
 _LIVEZ_RESPONSE = (
     b"HTTP/1.1 200 OK\r\n"
@@ -82,28 +81,7 @@ def closed_port_url() -> str:
 Serve = Callable[[Litestar], AbstractAsyncContextManager[str]]
 
 
-@asynccontextmanager
-async def _serving(app: Litestar) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((LOOPBACK, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.01)
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @pytest.fixture
 def serve() -> Serve:
     """`async with serve(app) as base_url`: the app served by uvicorn in this event loop."""
-    return _serving
+    return serving

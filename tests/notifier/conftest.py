@@ -3,54 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 from websockets.asyncio.client import ClientConnection, connect
 
-from devstack.ports import LOOPBACK
 from devstack.tokens import TokenFactory
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
 from shared.contracts.ws import Welcome
 from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 from tests.notifier.wire import receive, ws_url
+from tests.serving import serving
 
 QUEUES = ("default", "emails")
 
 Subscribe = Callable[..., AbstractAsyncContextManager[ClientConnection]]
 StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
-
-
-@asynccontextmanager
-async def serving(app: Litestar, port: int = 0) -> AsyncIterator[str]:
-    """The app served by uvicorn on a loopback port (0: any free one), as the service serves it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # So that a test can serve again on the port of a notifier it just stopped.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((LOOPBACK, port))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", ws_per_message_deflate=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("uvicorn stopped before it started")
-                await asyncio.sleep(0.01)
-        yield f"http://{LOOPBACK}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def notifier_app(
