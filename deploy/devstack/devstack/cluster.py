@@ -16,7 +16,7 @@ from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.crc import key_slot
 
 from devstack.ports import LOOPBACK, free_port
-from devstack.servers import Managed, ServerError, _Child, log_tail
+from devstack.servers import Managed, ServerError, _Child, log_tail, redis_answers_ping
 
 _POLL_S = 0.1
 
@@ -59,15 +59,7 @@ class ClusterNode(_Child):
         self._await(self._answers_ping, timeout_s)
 
     def _answers_ping(self) -> bool:
-        client = redis.Redis(
-            host=LOOPBACK, port=self.port, password=self._password, socket_timeout=1.0
-        )
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return redis_answers_ping(self.port, self._password)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM and wait for the node to exit."""

@@ -216,20 +216,7 @@ class RedisServer(_Child):
         self._await(self._answers_ping, timeout_s)
 
     def _answers_ping(self) -> bool:
-        client = redis.Redis(
-            host=LOOPBACK,
-            port=self._port,
-            password=self._password,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
-        )
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            # Refused while binding, or BusyLoadingError while replaying the AOF.
-            return False
-        finally:
-            client.close()
+        return redis_answers_ping(self._port, self._password)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM: Redis flushes the AOF and exits; wait for it."""
@@ -239,6 +226,24 @@ class RedisServer(_Child):
         """Stop (if running) and start again on the same port and data."""
         self.stop(timeout_s)
         self.start(timeout_s)
+
+
+def redis_answers_ping(port: int, password: str) -> bool:
+    """Whether the redis-server on this loopback port answers PING yet."""
+    client = redis.Redis(
+        host=LOOPBACK,
+        port=port,
+        password=password,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        # Refused while binding, or BusyLoadingError while replaying the AOF.
+        return False
+    finally:
+        client.close()
 
 
 def postgres_bindir() -> Path:
