@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
+import msgspec
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -13,27 +11,10 @@ from devstack.tokens import TokenFactory
 from gateway.app import Settings, create_app
 from shared.clock import now_ms
 from shared.contracts.codec import envelope_decoder
-from shared.settings import JwtSettings, QueueSettings, RedisSettings
+from shared.settings import RedisSettings
 from shared.streams import QueueKeys
+from tests.api import PROBLEM, Client, bearer
 from tests.streams import stream_entries
-
-PROBLEM = "application/problem+json"
-Client = AsyncTestClient[Litestar]
-
-
-@pytest.fixture
-async def client(redis_url: str, jwt_secret: str) -> AsyncIterator[Client]:
-    settings = Settings(
-        redis=RedisSettings(url=redis_url),
-        queues=QueueSettings(names=("default", "reports")),
-        jwt=JwtSettings(secret=jwt_secret),
-    )
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_a_valid_job_is_accepted_and_lands_on_its_queues_stream(
@@ -224,11 +205,9 @@ async def test_probes_metrics_and_schema_are_public(client: Client) -> None:
     assert "/v1/jobs/{job_id}" in schema["paths"]
 
 
-async def test_readyz_is_503_while_redis_is_down(jwt_secret: str) -> None:
-    settings = Settings(
-        redis=RedisSettings(url="redis://127.0.0.1:1/0"),
-        queues=QueueSettings(),
-        jwt=JwtSettings(secret=jwt_secret),
+async def test_readyz_is_503_while_redis_is_down(gateway_settings: Settings) -> None:
+    settings = msgspec.structs.replace(
+        gateway_settings, redis=RedisSettings(url="redis://127.0.0.1:1/0")
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
         answer = await client.get("/readyz")

@@ -17,8 +17,7 @@ from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from gateway.subscriptions import EntityKindPolicy, RoomPolicy, subscription_routes
 from shared.contracts.ws import SubscriptionClaims
 from shared.settings import JwtSettings
-
-Client = AsyncTestClient[Litestar]
+from tests.api import Client, bearer
 
 
 def subscription_app(jwt_secret: str, policy: RoomPolicy | None = None) -> Litestar:
@@ -37,10 +36,6 @@ def subscription_app(jwt_secret: str, policy: RoomPolicy | None = None) -> Lites
 async def client(jwt_secret: str) -> AsyncIterator[Client]:
     async with AsyncTestClient(app=subscription_app(jwt_secret)) as test_client:
         yield test_client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_user_gets_a_short_lived_token_naming_them_and_the_room(

@@ -5,7 +5,13 @@ from __future__ import annotations
 from gateway.app import Settings, create_app
 from shared.jobstore import StoreSettings
 from shared.serving import serve
-from shared.settings import JwtSettings, QueueSettings, RedisSettings, from_env
+from shared.settings import (
+    DatabaseSettings,
+    JwtSettings,
+    QueueSettings,
+    RedisSettings,
+    from_env,
+)
 
 
 def main() -> None:
@@ -16,6 +22,7 @@ def main() -> None:
         lambda: create_app(
             Settings(
                 redis=from_env(RedisSettings),
+                database=from_env(DatabaseSettings),
                 queues=from_env(QueueSettings),
                 jwt=from_env(JwtSettings),
                 jobs=from_env(StoreSettings),

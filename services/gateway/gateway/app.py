@@ -17,9 +17,10 @@ from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
 from gateway.repeatables import RepeatableController
 from gateway.subscriptions import subscription_routes
 from shared.connections import redis_client
+from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore, StoreSettings
 from shared.repeatables import RepeatableStore
-from shared.settings import JwtSettings, QueueSettings, RedisSettings
+from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 
 MAX_BODY_BYTES = 1_048_576
 
@@ -28,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the gateway reads from the environment."""
 
     redis: RedisSettings
+    database: DatabaseSettings
     queues: QueueSettings
     jwt: JwtSettings
     jobs: StoreSettings = StoreSettings()
@@ -40,8 +42,10 @@ class MetricsController(PrometheusController):
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Build the gateway; the Redis client opens lazily and closes at shutdown."""
+    """Build the gateway; Redis and PostgreSQL connect lazily and close at shutdown."""
     redis = redis_client(settings.redis)
+    engine = create_engine(settings.database)
+    sessions = create_sessionmaker(engine)
     store = JobStore(redis, settings.jobs)
     repeatables = RepeatableStore(redis)
     enqueued = EnqueueCollector()
@@ -52,6 +56,7 @@ def create_app(settings: Settings) -> Litestar:
     async def shut_down() -> None:
         REGISTRY.unregister(enqueued)
         await redis.aclose()
+        await engine.dispose()
 
     return Litestar(
         route_handlers=[
@@ -64,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={
             "redis": Provide(lambda: redis, sync_to_thread=False),
+            "sessions": Provide(lambda: sessions, sync_to_thread=False),
             "store": Provide(lambda: store, sync_to_thread=False),
             "repeatables": Provide(lambda: repeatables, sync_to_thread=False),
             "queues": Provide(lambda: settings.queues, sync_to_thread=False),
