@@ -70,6 +70,36 @@ class QueueKeys(msgspec.Struct, frozen=True):
         """Hash of the tick in ms each repeatable definition is done up to, by name."""
         return f"{self.tag}:repeat:marks"
 
+    @property
+    def jobs(self) -> str:
+        """Sorted set of every job id with a record, scored by creation ms: the listing index."""
+        return f"{self.tag}:jobs"
+
+    def owner_jobs(self, owner: str) -> str:
+        """Sorted set of one owner's job ids, scored by creation ms."""
+        return f"{self.tag}:owner:{owner}:jobs"
+
+    @property
+    def expiring(self) -> str:
+        """Sorted set of finished job ids, scored by the ms their record expires at."""
+        return f"{self.tag}:expiring"
+
+    @property
+    def counts(self) -> str:
+        """Hash of counters: `completed` and `failed` (attempts) in all, and per minute as
+        `completed:<minute>` and `failed:<minute>`, where minute is epoch ms // 60000."""
+        return f"{self.tag}:counts"
+
+    @property
+    def paused(self) -> str:
+        """Present while the queue is paused: workers start none of its jobs."""
+        return f"{self.tag}:paused"
+
+    @property
+    def audit(self) -> str:
+        """Stream of who replayed or purged which dead letters, and when."""
+        return f"{self.tag}:audit"
+
     def rate(self, name: str) -> str:
         """A rate limit's state (its theoretical arrival time): a job type's, or `*` for all."""
         return f"{self.tag}:rate:{name}"
