@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from importlib.resources import files
 from typing import Annotated, Any, ClassVar
 
 import msgspec
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from shared.contracts.codec import encoder
@@ -37,6 +35,7 @@ from shared.contracts.jobs import (
     JobState,
     JobView,
 )
+from shared.scripts import load_scripts
 from shared.streams import DATA_FIELD, WORKER_GROUP, Lane, QueueKeys, role_room, user_room
 
 _SCRIPTS = (
@@ -52,12 +51,17 @@ _SCRIPTS = (
     "reclaim",
     "hand_back",
     "cancel",
+    "remove",
+    "sweep",
+    "revive",
 )
-# The scripts that finish a job, and can queue a follow-up job in the same step.
-_FINISHING = frozenset({"complete", "dead_letter"})
 # Idle for ten years: past any worker's visibility timeout, whatever each one is set to.
 HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
 _errors_decoder = msgspec.json.Decoder(tuple[AttemptError, ...])
+# How far ahead of a record's expiry the sweeper drops it from the listing indexes.
+SWEEP_AHEAD_MS = 60_000
+# How many minutes of per-minute counters a queue keeps: two hours, for throughput charts.
+COUNTED_MINUTES = 120
 
 
 class StartOutcome(enum.Enum):
@@ -103,14 +107,12 @@ class JobStore:
     def __init__(self, redis: Redis, settings: StoreSettings | None = None) -> None:
         self._redis = redis
         self._settings = settings or StoreSettings()
-        lua = files("shared") / "lua"
-        follow_up = (lua / "follow_up.lua").read_text()
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(
-                (follow_up if name in _FINISHING else "") + (lua / f"{name}.lua").read_text()
-            )
-            for name in _SCRIPTS
-        }
+        self._scripts = load_scripts(redis, _SCRIPTS)
+
+    @property
+    def settings(self) -> StoreSettings:
+        """Retention and history bounds this store writes with."""
+        return self._settings
 
     async def ensure_group(self, lane: Lane) -> None:
         """Create the worker group at id 0, so entries written before it existed are read too."""
@@ -127,6 +129,23 @@ class JobStore:
 
         Returns its id and whether it is new (False: the Idempotency-Key was seen before).
         """
+        keys, args = self._enqueue_call(envelope, idempotency_key)
+        job_id, created = await self._scripts["enqueue"](keys=keys, args=args)
+        return _text(job_id), bool(created)
+
+    async def enqueue_batch(self, envelopes: Sequence[JobEnvelope]) -> None:
+        """Store and queue several jobs of one queue in one MULTI/EXEC: all of them or none."""
+        if len({envelope.queue for envelope in envelopes}) > 1:
+            raise ValueError("a batch is atomic on one queue only")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for envelope in envelopes:
+                keys, args = self._enqueue_call(envelope, None)
+                await self._scripts["enqueue"](keys=keys, args=args, client=pipe)
+            await pipe.execute()
+
+    def _enqueue_call(
+        self, envelope: JobEnvelope, idempotency_key: str | None
+    ) -> tuple[list[str], list[str | int | bytes]]:
         keys = QueueKeys(envelope.queue)
         job_key = keys.job(envelope.id)
         idem_key = keys.idempotency(envelope.owner, idempotency_key) if idempotency_key else job_key
@@ -135,9 +154,17 @@ class JobStore:
             **self._event_base(envelope, envelope.enqueued_at_ms),
             run_at_ms=envelope.due_at_ms if delayed else None,
         )
-        job_id, created = await self._scripts["enqueue"](
-            keys=[job_key, keys.stream_of(envelope.priority), keys.events, idem_key, keys.delayed],
-            args=[
+        return (
+            [
+                job_key,
+                keys.stream_of(envelope.priority),
+                keys.events,
+                idem_key,
+                keys.delayed,
+                keys.jobs,
+                keys.owner_jobs(envelope.owner),
+            ],
+            [
                 envelope.id,
                 encoder.encode(envelope),
                 encoder.encode(queued),
@@ -145,10 +172,10 @@ class JobStore:
                 self._settings.events_maxlen,
                 DATA_FIELD,
                 envelope.due_at_ms if delayed else 0,
-                *_record(envelope),
+                envelope.enqueued_at_ms,
+                *job_record(envelope),
             ],
         )
-        return _text(job_id), bool(created)
 
     async def cancel(self, job: JobView, by: str, now_ms: int) -> bool:
         """Cancel a job that waits; False when it is running or finished (too late)."""
@@ -163,7 +190,7 @@ class JobStore:
             by=by,
         )
         outcome = await self._scripts["cancel"](
-            keys=[keys.job(job.id), keys.delayed, keys.events],
+            keys=[keys.job(job.id), keys.delayed, keys.events, keys.expiring],
             args=[
                 job.id,
                 now_ms,
@@ -183,7 +210,7 @@ class JobStore:
             found: list[dict[bytes, bytes]] = await pipe.execute()
         for record in found:
             if record.get(b"state"):
-                return _view(record)
+                return record_view(record)
         return None
 
     async def start(
@@ -254,6 +281,9 @@ class JobStore:
                     keys.job(envelope.id),
                     keys.stream_of(envelope.priority),
                     keys.events,
+                    keys.counts,
+                    keys.expiring,
+                    keys.jobs,
                     *follow_keys,
                 ],
                 args=[
@@ -266,6 +296,7 @@ class JobStore:
                     self._settings.completed_ttl_s,
                     self._settings.events_maxlen,
                     DATA_FIELD,
+                    envelope.id,
                     *follow_args,
                 ],
             )
@@ -298,6 +329,7 @@ class JobStore:
                     keys.stream_of(envelope.priority),
                     keys.delayed,
                     keys.events,
+                    keys.counts,
                 ],
                 args=[
                     token,
@@ -310,6 +342,7 @@ class JobStore:
                     self._settings.events_maxlen,
                     DATA_FIELD,
                     envelope.id,
+                    now_ms,
                 ],
             )
         )
@@ -343,6 +376,9 @@ class JobStore:
                     keys.stream_of(envelope.priority),
                     keys.dead,
                     keys.events,
+                    keys.counts,
+                    keys.expiring,
+                    keys.jobs,
                     *follow_keys,
                 ],
                 args=[
@@ -356,6 +392,7 @@ class JobStore:
                     self._settings.failed_ttl_s,
                     self._settings.events_maxlen,
                     DATA_FIELD,
+                    envelope.id,
                     *follow_args,
                 ],
             )
@@ -415,19 +452,106 @@ class JobStore:
         )
         return int(moved)
 
+    async def revive(
+        self, letter_id: str, envelope: JobEnvelope, *, audit: bytes, audit_maxlen: int
+    ) -> int:
+        """Queue a dead-lettered job again as `envelope` (its first attempt, due now), deleting
+        the dead letter and appending `audit` to the audit stream, atomically.
+
+        Returns 1 when replayed, -1 when the dead letter is gone, 0 when the job lives on.
+        """
+        keys = QueueKeys(envelope.queue)
+        queued = JobQueued(**self._event_base(envelope, envelope.enqueued_at_ms))
+        outcome = await self._scripts["revive"](
+            keys=[
+                keys.job(envelope.id),
+                keys.stream_of(envelope.priority),
+                keys.dead,
+                keys.events,
+                keys.jobs,
+                keys.owner_jobs(envelope.owner),
+                keys.expiring,
+                keys.audit,
+            ],
+            args=[
+                letter_id,
+                encoder.encode(envelope),
+                encoder.encode(queued),
+                envelope.id,
+                envelope.enqueued_at_ms,
+                self._settings.events_maxlen,
+                DATA_FIELD,
+                audit,
+                audit_maxlen,
+                *job_record(envelope),
+                "errors",
+                encoder.encode(envelope.errors),
+            ],
+        )
+        return int(outcome)
+
+    async def dead_letter_of(self, job: JobView) -> str | None:
+        """The id of a dead job's entry on its queue's dead-letter stream, if it is still there."""
+        entry = await self._redis.hget(QueueKeys(job.queue).job(job.id), "dead_entry")
+        return None if entry is None else _text(entry)
+
+    async def remove(self, job: JobView) -> bool:
+        """Delete a finished job's record, index entries and dead letter; False if unfinished."""
+        keys = QueueKeys(job.queue)
+        outcome = await self._scripts["remove"](
+            keys=[
+                keys.job(job.id),
+                keys.jobs,
+                keys.owner_jobs(job.owner),
+                keys.expiring,
+                keys.dead,
+            ],
+            args=[job.id],
+        )
+        return int(outcome) == 1
+
+    async def sweep(self, queue: str, now_ms: int, batch: int = 1000) -> int:
+        """Drop finished jobs from the listing indexes as their records expire, and per-minute
+        counters past `COUNTED_MINUTES`; returns how many jobs left the indexes."""
+        keys = QueueKeys(queue)
+        # The sweeper looks ahead, so that it still finds each job's owner in its record.
+        owner_before, owner_after = keys.owner_jobs("\0").split("\0")
+        swept = await self._scripts["sweep"](
+            keys=[keys.expiring, keys.jobs, keys.counts],
+            args=[
+                now_ms + SWEEP_AHEAD_MS,
+                batch,
+                keys.job(""),
+                owner_before,
+                owner_after,
+                now_ms // 60_000 - COUNTED_MINUTES,
+            ],
+        )
+        return int(swept)
+
     def _follow_up(
         self, finished: JobEnvelope, follow_up: JobEnvelope | None
     ) -> tuple[list[str], list[str | int | bytes]]:
         """The extra keys and arguments by which a finishing script queues a follow-up job."""
         keys = QueueKeys(finished.queue)
         if follow_up is None:
-            return [keys.job(finished.id), keys.stream], [""]
+            return [keys.job(finished.id), keys.stream, keys.jobs], [""]
         if follow_up.queue != finished.queue or follow_up.due_at_ms > follow_up.enqueued_at_ms:
             raise ValueError("a follow-up job runs now, on the queue of the job it follows")
         queued = JobQueued(**self._event_base(follow_up, follow_up.enqueued_at_ms))
         return (
-            [keys.job(follow_up.id), keys.stream_of(follow_up.priority)],
-            [encoder.encode(follow_up), encoder.encode(queued), *_record(follow_up)],
+            [
+                keys.job(follow_up.id),
+                keys.stream_of(follow_up.priority),
+                keys.owner_jobs(follow_up.owner),
+            ],
+            [
+                encoder.encode(follow_up),
+                follow_up.id,
+                follow_up.enqueued_at_ms,
+                encoder.encode(queued),
+                *job_record(follow_up),
+            ],
         )
 
     @staticmethod
@@ -442,7 +566,7 @@ class JobStore:
         }
 
 
-def _record(envelope: JobEnvelope) -> list[str | int]:
+def job_record(envelope: JobEnvelope) -> list[str | int]:
     """A new job's record, as the flat field/value list HSET takes."""
     record: dict[str, str | int] = {
         "id": envelope.id,
@@ -466,7 +590,8 @@ def _optional_int(record: dict[bytes, bytes], field: bytes) -> int | None:
     return int(value) if value else None
 
 
-def _view(record: dict[bytes, bytes]) -> JobView:
+def record_view(record: dict[bytes, bytes]) -> JobView:
+    """A job's record, as `GET /v1/jobs/{id}` shows it."""
     state: JobState = _text(record[b"state"])  # type: ignore[assignment]
     progress = record.get(b"progress")
     result = record.get(b"result")

@@ -135,3 +135,19 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     created_at_ms: int
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
+
+
+# How many jobs one `POST /v1/jobs:batch` takes.
+MAX_BATCH = 1_000
+
+
+class JobBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The body of `POST /v1/jobs:batch`: jobs queued together, all or none, on one queue."""
+
+    jobs: Annotated[tuple[JobSubmission, ...], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class BatchAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to an accepted batch: the jobs' ids, in the order they were given."""
+
+    ids: tuple[str, ...]

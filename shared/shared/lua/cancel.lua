@@ -1,7 +1,7 @@
 -- Cancel a job that waits (delayed, queued or waiting for a retry): it will not run. A queued
 -- entry stays on the stream; the worker that reads it finds the job cancelled and drops it.
 -- Returns 1 when cancelled, 0 when the job is running or finished, -1 when there is no job.
--- KEYS: job hash, delayed set, events
+-- KEYS: job hash, delayed set, events, expiring set
 -- ARGV: job id, now ms, cancelled event, ttl s, events maxlen, data field
 local job, delayed, events = KEYS[1], KEYS[2], KEYS[3]
 local state = redis.call('HGET', job, 'state')
@@ -10,6 +10,6 @@ if state ~= 'delayed' and state ~= 'queued' and state ~= 'retrying' then return 
 redis.call('ZREM', delayed, ARGV[1])
 redis.call('HSET', job, 'state', 'cancelled', 'finished_ms', ARGV[2])
 redis.call('HDEL', job, 'envelope')
-redis.call('EXPIRE', job, ARGV[4])
+expire_job(job, KEYS[4], ARGV[1], ARGV[2], ARGV[4])
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[5], '*', ARGV[6], ARGV[3])
 return 1
