@@ -30,20 +30,23 @@ class SecretRedactingFilter(logging.Filter):
         return True
 
 
+def json_formatter(service: str) -> logging.Formatter:
+    """The one shape of a log line: time, level, logger, message, service and any extras."""
+    return JsonFormatter(
+        "{asctime}{levelname}{name}{message}",
+        style="{",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        static_fields={"service": service},
+        # uvicorn repeats each message with terminal colours in `color_message`.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        timestamp=False,
+    )
+
+
 def configure_logging(service: str, level: str) -> None:
     """Send every logger's records, ours and the libraries', as JSON lines to stdout."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            static_fields={"service": service},
-            # uvicorn repeats each message with terminal colours in `color_message`.
-            reserved_attrs=[*RESERVED_ATTRS, "color_message"],
-            timestamp=False,
-        )
-    )
+    handler.setFormatter(json_formatter(service))
     handler.addFilter(SecretRedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -16,6 +16,9 @@ PREFIX = "conduit"
 WORKER_GROUP = "workers"
 # The stream field that carries an encoded message; FastStream reads this field as the body.
 DATA_FIELD = "__data__"
+# Pub/sub channel announcing each runtime settings change (shared.runtime). Unlike a stream it
+# keeps nothing: a listener that was away reloads every setting from PostgreSQL on return.
+SETTINGS_CHANNEL = f"{PREFIX}:settings"
 
 
 class QueueKeys(msgspec.Struct, frozen=True):
@@ -120,6 +123,17 @@ class Lane(msgspec.Struct, frozen=True):
 def lanes_of(queues: Iterable[str]) -> tuple[Lane, ...]:
     """Every lane of these queues, highest priority first."""
     return tuple(Lane(queue, priority) for queue in queues for priority in PRIORITIES)
+
+
+def user_job_rate(sub: str) -> str:
+    """One user's job-creation rate limit state. No queue's hash tag: the limit spans queues,
+    and its script touches this one key, so any cluster slot will do."""
+    return f"{PREFIX}:user:{sub}:rate:jobs"
+
+
+def log_stream(service: str) -> str:
+    """The capped stream of a service's latest log lines, from all its instances."""
+    return f"{PREFIX}:logs:{service}"
 
 
 def user_room(sub: str) -> str:

@@ -32,6 +32,7 @@ from health.probes import Check, Probe, http_livez, postgres_select, redis_ping,
 from health.queues import QueuePoller
 from health.settings import HealthSettings
 from shared.db.session import create_engine
+from shared.recentlogs import RecentLogs
 from shared.settings import DatabaseSettings, QueueSettings, RedisSettings, SettingsError
 
 SERVICE = "health"
@@ -148,6 +149,7 @@ def create_app(
             # logs (bounded by the client's socket timeouts), and the loop keeps trying.
             await poller.poll()
             stack.push_async_callback(_stop, asyncio.create_task(poller.run(), name="queue-gauges"))
+            await stack.enter_async_context(RecentLogs(redis_client, SERVICE).installed())
             yield
 
     prometheus = PrometheusConfig(app_name=SERVICE, group_path=True, exclude_unhandled_paths=True)

@@ -25,6 +25,7 @@ from notifier.settings import NotifierSettings
 from notifier.source import RedisEventSource
 from shared.db.session import create_engine, create_sessionmaker
 from shared.notifications import NotificationRepository
+from shared.recentlogs import RecentLogs
 from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 
 
@@ -79,7 +80,7 @@ def create_app(
     @asynccontextmanager
     async def running(_: Litestar) -> AsyncIterator[None]:
         try:
-            async with asyncio.TaskGroup() as tasks:
+            async with RecentLogs(client, "notifier").installed(), asyncio.TaskGroup() as tasks:
                 loops = [
                     tasks.create_task(source.run(), name="notifier-event-source"),
                     tasks.create_task(presence.run(), name="notifier-presence"),
