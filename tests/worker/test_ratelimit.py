@@ -16,8 +16,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devstack.ports import free_port
+from shared.ratelimit import RateLimit
 from shared.streams import QueueKeys
-from worker.ratelimit import RateLimit, RateLimiter, parse_rate_limits
+from worker.ratelimit import RateLimiter, parse_rate_limits
 
 UNIT_S = {"s": 1, "m": 60, "h": 3600}
 
