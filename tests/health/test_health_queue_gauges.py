@@ -19,12 +19,13 @@ from redis.exceptions import ResponseError
 from devstack.servers import RedisServer
 from health.app import create_app
 from health.metrics import QueueCollector, snapshot_families
-from health.queues import QueuePoller, QueueSnapshot, entry_ms, lane_stats, read_snapshot
+from health.queues import QueuePoller
 from health.settings import HealthSettings
 from shared.clock import now_ms
 from shared.connections import redis_client
 from shared.contracts.jobs import JobEnvelope, Priority
 from shared.jobstore import JobStore
+from shared.queuestats import QueueSnapshot, entry_ms, lane_stats, read_snapshot
 from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
 from shared.streams import DATA_FIELD, WORKER_GROUP, Lane
 from tests.streams import read_group

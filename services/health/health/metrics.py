@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from health.queues import LaneStats, QueueSnapshot, QueueStats
+from shared.queuestats import LaneStats, QueueSnapshot, QueueStats
 
 LANE_LABELS = ("queue", "priority")
 QUEUE_LABELS = ("queue",)

@@ -21,11 +21,13 @@ from redis.exceptions import RedisError
 from shared.connections import RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
 from shared.jobstore import JobStore, StoreSettings
+from shared.recentlogs import RecentLogs
 from shared.settings import QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import callbacks, demo
 from worker.metrics import JobMetrics
+from worker.pause import PauseGate, PauseWatch, Switch
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
@@ -34,12 +36,13 @@ from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.scheduler import DuePromoter
 from worker.settings import WorkerSettings
-from worker.watch import Consumer, ConsumerWatch
+from worker.watch import ConsumerWatch
 
 log = logging.getLogger(__name__)
 
 RETRY_CEILING_S = 5.0
 WATCH_INTERVAL_S = 2.0
+PAUSE_INTERVAL_S = 1.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +89,7 @@ def create_app(
         if worker.callback_secret
         else None
     )
+    gate = PauseGate()
     runner = JobRunner(
         store,
         registry or create_registry(sender),
@@ -97,6 +101,7 @@ def create_app(
         admission=Admission(
             worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
         ),
+        gate=gate,
     )
     consumers = {lane: _subscribe(broker, runner, lane, worker) for lane in lanes}
     promoter = DuePromoter(store, queues, worker.promote_interval_s)
@@ -116,42 +121,63 @@ def create_app(
         visibility_timeout_s=worker.visibility_timeout_s,
         interval_s=worker.reclaim_interval_s,
         concurrency=worker.concurrency,
+        paused=gate.paused,
     )
     shutdown = _Shutdown(worker.grace_s)
     watch = ConsumerWatch(
-        store, consumers, interval_s=WATCH_INTERVAL_S, stopping=lambda: shutdown.began
+        store,
+        consumers,
+        interval_s=WATCH_INTERVAL_S,
+        stopping=lambda: shutdown.began,
+        parked=gate.parked,
+    )
+    pauses = PauseWatch(
+        redis,
+        store,
+        gate,
+        consumers,
+        consumer=worker.consumer,
+        interval_s=PAUSE_INTERVAL_S,
+        stopping=lambda: shutdown.began,
     )
 
     def begin_shutdown() -> None:
         shutdown.begin()
         reclaimer.stop_intake()
+        gate.close()
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         # Groups are created at id 0 before FastStream subscribes: it would create them at `$`
         # and never read the jobs enqueued before the first worker started.
         await _ensure_groups(store, lanes)
-        loops = [
-            asyncio.create_task(promoter.run(), name="promote-due"),
-            asyncio.create_task(leases.run(), name="renew-leases"),
-            asyncio.create_task(repeater.run(), name="repeat"),
-            asyncio.create_task(watch.run(), name="watch-consumers"),
-        ]
-        reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
-        try:
-            yield
-        finally:
-            # FastStream has stopped intake and waited for its handlers; reclaimed jobs get what
-            # is left of the same grace period. Leases are renewed until the very end.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(reclaiming), shutdown.remaining_s())
-            for task in (*loops, reclaiming):
-                task.cancel()
-            await asyncio.gather(*loops, reclaiming, return_exceptions=True)
-            await _hand_back(store, lanes, worker)
-            if sender is not None:
-                await sender.aclose()
-            await redis.aclose()
+        # Before the broker starts the consumers: no job of a paused queue may start meanwhile.
+        await pauses.check()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(redis.aclose)
+            # The recent log lines are flushed one last time before Redis closes.
+            await stack.enter_async_context(RecentLogs(redis, "worker").installed())
+            loops = [
+                asyncio.create_task(promoter.run(), name="promote-due"),
+                asyncio.create_task(leases.run(), name="renew-leases"),
+                asyncio.create_task(repeater.run(), name="repeat"),
+                asyncio.create_task(watch.run(), name="watch-consumers"),
+                asyncio.create_task(pauses.run(), name="watch-pauses"),
+            ]
+            reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
+            try:
+                yield
+            finally:
+                # FastStream has stopped intake and waited for its handlers; reclaimed jobs get what
+                # is left of the same grace period. Leases are renewed until the very end.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reclaiming), shutdown.remaining_s())
+                for task in (*loops, reclaiming):
+                    task.cancel()
+                await asyncio.gather(*loops, reclaiming, return_exceptions=True)
+                await _hand_back(store, lanes, worker)
+                if sender is not None:
+                    await sender.aclose()
 
     @get
     async def livez(scope: object) -> AsgiResponse:
@@ -161,6 +187,8 @@ def create_app(
         broker,
         logger=logging.getLogger("worker.app"),
         lifespan=lifespan,
+        # Stops at once the consumers the broker just started of the queues paused now.
+        after_startup=[pauses.check],
         on_shutdown=[begin_shutdown],
         asgi_routes=[
             ("/livez", livez),
@@ -172,7 +200,7 @@ def create_app(
 
 def _subscribe(
     broker: RedisBroker, runner: JobRunner, lane: Lane, worker: WorkerSettings
-) -> Consumer:
+) -> Switch:
     # Acks are ours: each outcome's Lua script acks the entry in the same step that records it.
     subscriber = broker.subscriber(
         stream=StreamSub(

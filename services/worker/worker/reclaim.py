@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -64,6 +64,7 @@ class Reclaimer:
         visibility_timeout_s: float,
         interval_s: float,
         concurrency: int,
+        paused: Callable[[str], bool] = lambda _queue: False,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -72,6 +73,7 @@ class Reclaimer:
         self._min_idle_ms = round(visibility_timeout_s * 1000)
         self._interval_s = interval_s
         self._concurrency = concurrency
+        self._paused = paused
         self._running = 0
         self._stopping = asyncio.Event()
 
@@ -92,7 +94,8 @@ class Reclaimer:
         # Claim only what there are free slots for, so that a claimed entry starts (and is
         # leased) at once instead of idling again in a local backlog.
         free = self._concurrency - self._running
-        if free <= 0:
+        # A paused queue's jobs would only wait here, holding slots other queues' jobs need.
+        if free <= 0 or self._paused(lane.queue):
             return
         try:
             taken = await self._store.reclaim(

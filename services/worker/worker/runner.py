@@ -27,6 +27,7 @@ from shared.streams import Lane
 from worker.admission import Admission
 from worker.handlers.callbacks import CALLBACK_RETRY
 from worker.metrics import JobMetrics
+from worker.pause import PauseGate
 from worker.ratelimit import RateLimiter
 from worker.registry import JobError, PermanentJobError, Registry, UnknownJobTypeError
 from worker.retry import RetryPolicy, retry_due_ms
@@ -83,6 +84,7 @@ class JobRunner:
         max_deliveries: int,
         limiters: Mapping[str, RateLimiter] | None = None,
         admission: Admission | None = None,
+        gate: PauseGate | None = None,
         metrics: JobMetrics | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -93,6 +95,7 @@ class JobRunner:
         self._max_deliveries = max_deliveries
         self._limiters = dict(limiters or {})
         self._admission = admission
+        self._gate = gate or PauseGate()
         self._metrics = metrics or JobMetrics(CollectorRegistry())
         self._clock = clock
         self._in_hand: dict[Lane, set[str]] = {}
@@ -104,16 +107,14 @@ class JobRunner:
     async def run(self, lane: Lane, entry_id: str, body: bytes, deliveries: int = 1) -> None:
         """Handle one stream entry of `lane`, delivered `deliveries` times so far.
 
-        The entry is held (and its lease renewed) from here on, also while it waits for a slot
-        or for the rate limit.
+        The entry is held (and its lease renewed) from here on, also while it waits for its
+        queue's resume, a slot or the rate limit; one the gate puts back is left pending.
         """
         held = self._in_hand.setdefault(lane, set())
         held.add(entry_id)
         try:
-            if self._admission is None:
-                await self._run(lane, entry_id, body, deliveries)
-            else:
-                async with self._admission.slot(lane):
+            async with self._gate.slot(lane, self._admission) as admitted:
+                if admitted:
                     await self._run(lane, entry_id, body, deliveries)
         finally:
             held.discard(entry_id)

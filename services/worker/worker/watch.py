@@ -40,11 +40,14 @@ class ConsumerWatch:
         *,
         interval_s: float,
         stopping: Callable[[], bool],
+        parked: Callable[[Lane], bool] = lambda _lane: False,
     ) -> None:
         self._store = store
         self._consumers = dict(consumers)
         self._interval_s = interval_s
         self._stopping = stopping
+        # Lanes of paused queues, stopped on purpose (worker.pause): not to be restarted here.
+        self._parked = parked
 
     async def run(self) -> None:
         """Watch until cancelled; a stopped consumer is only expected while shutting down."""
@@ -53,7 +56,7 @@ class ConsumerWatch:
             for lane, consumer in self._consumers.items():
                 if self._stopping():
                     return
-                if not consumer.running:
+                if not consumer.running and not self._parked(lane):
                     await self._restart(lane, consumer)
 
     async def _restart(self, lane: Lane, consumer: Consumer) -> None:
