@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
@@ -27,6 +27,8 @@ AUDIT_MAXLEN = 10_000
 BULK_LIMIT = 1_000
 _CHUNK = 200
 _DATA = DATA_FIELD.encode()
+# A time as stream entry ids carry it: epoch ms, never negative.
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 # How many entry ids one audit record lists; the count is always complete.
 _AUDITED_IDS = 100
 
@@ -34,13 +36,13 @@ _AUDITED_IDS = 100
 class DeadLetterFilter(msgspec.Struct, frozen=True, kw_only=True):
     """Which dead letters a listing, replay or purge takes; None matches anything."""
 
-    type: str | None = None
+    type: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     # Matches when the reason contains it, case-insensitively.
-    reason: str | None = None
-    owner: str | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    owner: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     # Dead-lettered at or after / before, epoch ms.
-    since_ms: int | None = None
-    until_ms: int | None = None
+    since_ms: EpochMs | None = None
+    until_ms: EpochMs | None = None
 
     def matches(self, letter: DeadLetter) -> bool:
         """Whether the letter passes the filters a stream range cannot apply."""

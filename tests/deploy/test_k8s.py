@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 
-from gateway.app import MAX_BODY_BYTES
+from gateway.settings import DEFAULT_MAX_BODY_BYTES
 from shared.contracts.jobs import PRIORITIES
 from shared.settings import (
     HttpSettings,
@@ -502,7 +502,8 @@ def test_ingress_routes_the_api_and_the_websocket_with_long_timeouts(
     for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
         assert int(websocket[f"nginx.ingress.kubernetes.io/{timeout}"]) >= 3600
     api = ingresses["conduit-api"]["metadata"]["annotations"]
-    assert api["nginx.ingress.kubernetes.io/proxy-body-size"] == f"{MAX_BODY_BYTES // 2**20}m"
+    body_size = f"{DEFAULT_MAX_BODY_BYTES // 2**20}m"
+    assert api["nginx.ingress.kubernetes.io/proxy-body-size"] == body_size
 
 
 def test_health_probes_the_services_by_their_service_names(objects: list[dict[str, Any]]) -> None:

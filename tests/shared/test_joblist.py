@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from shared.contracts.jobs import JobEnvelope
-from shared.joblist import CursorError, JobFilter, JobPage, decode_cursor, list_jobs
+from shared.joblist import SCAN_BUDGET, CursorError, JobFilter, JobPage, decode_cursor, list_jobs
 from shared.jobstore import JobStore
 
 QUEUES = ("default", "reports")
@@ -28,10 +28,16 @@ def job(queue: str, at_ms: int, owner: str = "alice", job_type: str = "demo.echo
     )
 
 
-async def every_page(redis: Redis, query: JobFilter, limit: int, **kwargs: int) -> list[JobPage]:
-    pages = [await list_jobs(redis, query, limit=limit, **kwargs)]
+async def every_page(
+    redis: Redis, query: JobFilter, limit: int, scan_budget: int = SCAN_BUDGET
+) -> list[JobPage]:
+    pages = [await list_jobs(redis, query, limit=limit, scan_budget=scan_budget)]
     while pages[-1].next is not None:
-        pages.append(await list_jobs(redis, query, limit=limit, cursor=pages[-1].next, **kwargs))
+        pages.append(
+            await list_jobs(
+                redis, query, limit=limit, cursor=pages[-1].next, scan_budget=scan_budget
+            )
+        )
     return pages
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.app import Settings, create_app
+from gateway.settings import GatewaySettings
 from shared.jobstore import StoreSettings
 from shared.serving import serve
 from shared.settings import (
@@ -26,6 +27,7 @@ def main() -> None:
                 queues=from_env(QueueSettings),
                 jwt=from_env(JwtSettings),
                 jobs=from_env(StoreSettings),
+                gateway=from_env(GatewaySettings),
             )
         ),
     )

@@ -10,19 +10,32 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import REGISTRY
 
 from gateway.auth import create_jwt_auth
-from gateway.jobs import JobController
+from gateway.cors import cors_config
+from gateway.deadletters import DeadLetterController
+from gateway.jobs import JobController, submit_batch
 from gateway.metrics import EnqueueCollector
+from gateway.notifications import NotificationController
+from gateway.openapi import ProblemDocs
 from gateway.probes import livez, readyz
 from gateway.problems import EXCEPTION_HANDLERS, problem_details_plugin
+from gateway.queues import QueueController
+from gateway.ratelimit import JobRateLimiter
 from gateway.repeatables import RepeatableController
+from gateway.runtime_settings import RuntimeSettingsController
+from gateway.settings import GatewaySettings
 from gateway.subscriptions import subscription_routes
+from gateway.system import SystemController
 from shared.connections import redis_client
 from shared.db.session import create_engine, create_sessionmaker
+from shared.deadletters import DeadLetters
 from shared.jobstore import JobStore, StoreSettings
+from shared.notifications import NotificationRepository
+from shared.recentlogs import RecentLogs
 from shared.repeatables import RepeatableStore
+from shared.runtime.catalog import JOB_RATE_PER_USER, JobRate
+from shared.runtime.listener import SettingsListener, follow_log_level
+from shared.runtime.store import RuntimeSettingsStore
 from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
-
-MAX_BODY_BYTES = 1_048_576
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,12 +46,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queues: QueueSettings
     jwt: JwtSettings
     jobs: StoreSettings = StoreSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
 
 class MetricsController(PrometheusController):
-    """`/metrics` in the Prometheus text format, public."""
+    """`/metrics` in the Prometheus text format, public; for scrapers, not in the API's schema."""
 
     path = "/metrics"
+    include_in_schema = False
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -48,7 +63,17 @@ def create_app(settings: Settings) -> Litestar:
     sessions = create_sessionmaker(engine)
     store = JobStore(redis, settings.jobs)
     repeatables = RepeatableStore(redis)
+    dead_letters = DeadLetters(redis, store)
     enqueued = EnqueueCollector()
+    job_rate = JobRateLimiter(redis, settings.gateway.job_rate_limit)
+    runtime_settings = RuntimeSettingsStore(sessions, redis)
+    settings_listener = SettingsListener(redis, runtime_settings)
+    follow_log_level(settings_listener)
+    settings_listener.on(
+        JOB_RATE_PER_USER,
+        lambda rate: job_rate.use(None if rate is None else rate.limit()),
+        start=lambda: JobRate.of(settings.gateway.job_rate_limit),
+    )
 
     def register_metrics() -> None:
         REGISTRY.register(enqueued)
@@ -61,7 +86,13 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             JobController,
+            submit_batch,
+            DeadLetterController,
             RepeatableController,
+            QueueController,
+            RuntimeSettingsController,
+            NotificationController,
+            SystemController,
             *subscription_routes(settings.jwt),
             livez,
             readyz,
@@ -72,11 +103,17 @@ def create_app(settings: Settings) -> Litestar:
             "sessions": Provide(lambda: sessions, sync_to_thread=False),
             "store": Provide(lambda: store, sync_to_thread=False),
             "repeatables": Provide(lambda: repeatables, sync_to_thread=False),
+            "dead_letters": Provide(lambda: dead_letters, sync_to_thread=False),
+            "notifications": Provide(
+                lambda: NotificationRepository(sessions), sync_to_thread=False
+            ),
             "queues": Provide(lambda: settings.queues, sync_to_thread=False),
             "enqueued": Provide(lambda: enqueued, sync_to_thread=False),
+            "job_rate": Provide(lambda: job_rate, sync_to_thread=False),
+            "runtime_settings": Provide(lambda: runtime_settings, sync_to_thread=False),
         },
         on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), ProblemDocs()],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             # Label requests by route template, not URL: one series per route, not per job id.
@@ -85,9 +122,14 @@ def create_app(settings: Settings) -> Litestar:
             ).middleware
         ],
         openapi_config=OpenAPIConfig(title="Conduit gateway", version="1", path="/schema"),
+        lifespan=[
+            lambda _app: settings_listener.running(),
+            lambda _app: RecentLogs(redis, "gateway").installed(),
+        ],
         on_startup=[register_metrics],
         on_shutdown=[shut_down],
         # Logging is configured once per process, as JSON, by shared.logging.
         logging_config=None,
-        request_max_body_size=MAX_BODY_BYTES,
+        request_max_body_size=settings.gateway.max_body_bytes,
+        cors_config=cors_config(settings.gateway.cors_origins),
     )

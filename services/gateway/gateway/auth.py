@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from litestar.connection import ASGIConnection
+from litestar.connection import ASGIConnection, Request
+from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
+from gateway.problems import problem
 from shared.settings import JwtSettings
 
 Role = Literal["USER", "ADMIN"]
@@ -34,6 +36,17 @@ async def principal_from_token(
     if role not in ("USER", "ADMIN") or not token.sub:
         return None
     return Principal(sub=token.sub, role=role)
+
+
+def admin_only(
+    connection: ASGIConnection[Any, Principal, Token, Any], _handler: BaseRouteHandler
+) -> None:
+    """A guard: the route is for admins; anyone else gets 403."""
+    # Litestar answers OPTIONS itself, past authentication: there is no user to check.
+    if isinstance(connection, Request) and connection.method == "OPTIONS":
+        return
+    if not connection.user.is_admin:
+        raise problem(403, f"{connection.url.path} is for admins only")
 
 
 def create_jwt_auth(settings: JwtSettings) -> JWTAuth[Principal, Token]:

@@ -34,18 +34,38 @@ _SLUGS = {
 }
 
 
-def problem(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> Exception:
-    """An exception the plugin renders as problem+json."""
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Exception:
+    """An exception the plugin renders as problem+json, with `headers` on the response."""
     return ProblemDetailsException(
         status_code=status,
         type_=TYPE_PREFIX + (slug or _SLUGS.get(status, "error")),
         title=HTTPStatus(status).phrase,
         detail=detail,
+        headers=headers,
         extra=extra or None,
     )
 
 
+_INTERNAL = ProblemDetailsException(
+    status_code=500,
+    type_=TYPE_PREFIX + "internal",
+    title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
+    detail="The gateway failed to answer; the error is logged.",
+)
+
+
 def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    if exc.status_code >= 500:
+        # A framework error meant for us, not the client: logged, and answered without detail.
+        log.error("server error answered as problem+json: %s", exc.detail, exc_info=exc)
+        return _INTERNAL
     slug = "validation" if isinstance(exc, ValidationException) else None
     extra: dict[str, Any] | None = None
     if isinstance(exc.extra, list):
@@ -64,13 +84,7 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    internal = ProblemDetailsException(
-        status_code=500,
-        type_=TYPE_PREFIX + "internal",
-        title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
-        detail="The gateway failed to answer; the error is logged.",
-    )
-    return internal.to_response(request)
+    return _INTERNAL.to_response(request)
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, PathParameter
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from gateway.auth import Principal
+from gateway.auth import Principal, admin_only
 from gateway.problems import problem
 from shared.clock import now_ms
 from shared.contracts.jobs import DEFAULT_MAX_ATTEMPTS
@@ -22,14 +20,6 @@ from shared.settings import QueueSettings
 
 QueueName = Annotated[str, PathParameter(max_length=64)]
 Name = Annotated[str, PathParameter(max_length=64)]
-
-
-def admin_only(
-    connection: ASGIConnection[Any, Principal, Token, Any], _handler: BaseRouteHandler
-) -> None:
-    """Repeatable jobs run as their creator on a schedule: only admins define them."""
-    if not connection.user.is_admin:
-        raise problem(403, "repeatable jobs are managed by admins only")
 
 
 def _location(definition: Repeatable) -> str:
