@@ -114,6 +114,16 @@ class JobStore:
         """Retention and history bounds this store writes with."""
         return self._settings
 
+    def retain(
+        self, *, completed_ttl_s: int | None = None, failed_ttl_s: int | None = None
+    ) -> None:
+        """Keep the records of jobs that finish from now on this long (the runtime settings)."""
+        self._settings = msgspec.structs.replace(
+            self._settings,
+            completed_ttl_s=completed_ttl_s or self._settings.completed_ttl_s,
+            failed_ttl_s=failed_ttl_s or self._settings.failed_ttl_s,
+        )
+
     async def ensure_group(self, lane: Lane) -> None:
         """Create the worker group at id 0, so entries written before it existed are read too."""
         try:

@@ -32,6 +32,8 @@ def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[SpawnWorker]:
             database_url="postgresql+asyncpg://unused@127.0.0.1:1/unused",
             jwt_secret="unused-by-the-worker-" + "x" * 16,
         )
+        # No PostgreSQL unless a test gives one (DATABASE_URL=...): then runtime settings apply.
+        del env["DATABASE_URL"]
         env |= {
             "WORKER_ID": name,
             "WORKER_VISIBILITY_TIMEOUT_S": "2",

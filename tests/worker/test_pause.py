@@ -20,6 +20,7 @@ from shared.jobstore import JobStore
 from shared.queuestats import PauseMark, pause, read_snapshot, resume
 from shared.streams import WORKER_GROUP, Lane, QueueKeys
 from tests.streams import pending_count, read_group, stream_entries
+from tests.waiting import wait_for
 from tests.worker.conftest import SpawnWorker
 from worker.admission import Admission
 from worker.pause import PauseGate, PauseWatch
@@ -29,7 +30,6 @@ DEFAULT = Lane("default")
 HIGH = Lane("default", "high")
 REPORTS = Lane("reports")
 KEYS = QueueKeys("default")
-WAIT_S = 20.0
 # Longer than the pause watch's interval (1 s) and the consumer watch's (2 s): had either let a
 # job of the paused queue start, or restarted its consumer, it would show by then.
 QUIET_S = 3.0
@@ -244,16 +244,6 @@ async def view_of(store: JobStore, job_id: str) -> JobView:
     view = await store.get(["default"], job_id)
     assert view is not None
     return view
-
-
-async def wait_for(store: JobStore, job_id: str, state: str) -> JobView:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        view = await view_of(store, job_id)
-        if view.state == state:
-            return view
-        assert time.monotonic() < deadline, f"still {view.state}, expected {state}"
-        await asyncio.sleep(0.05)
 
 
 async def assert_none_started(store: JobStore, job_ids: list[str]) -> None:

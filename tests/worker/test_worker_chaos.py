@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 import uuid
@@ -13,16 +12,16 @@ from redis.asyncio import Redis
 
 from shared.clock import now_ms
 from shared.contracts.codec import event_decoder
-from shared.contracts.jobs import JobEnvelope, JobView
+from shared.contracts.jobs import JobEnvelope
 from shared.jobstore import JobStore
 from shared.streams import QueueKeys
 from tests.streams import pending_count, stream_entries
+from tests.waiting import wait_for
 from tests.worker.conftest import SpawnWorker
 
 pytestmark = pytest.mark.slow
 
 KEYS = QueueKeys("default")
-WAIT_S = 20.0
 
 
 async def enqueue_sleep(store: JobStore, seconds: float) -> str:
@@ -37,17 +36,6 @@ async def enqueue_sleep(store: JobStore, seconds: float) -> str:
     )
     await store.enqueue(envelope)
     return envelope.id
-
-
-async def wait_for(store: JobStore, job_id: str, state: str) -> JobView:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        view = await store.get(["default"], job_id)
-        assert view is not None
-        if view.state == state:
-            return view
-        assert time.monotonic() < deadline, f"still {view.state}, expected {state}"
-        await asyncio.sleep(0.05)
 
 
 async def event_counts(store: JobStore, redis_url: str, job_id: str) -> dict[str, int]:

@@ -26,6 +26,8 @@ from notifier.source import RedisEventSource
 from shared.db.session import create_engine, create_sessionmaker
 from shared.notifications import NotificationRepository
 from shared.recentlogs import RecentLogs
+from shared.runtime.listener import SettingsListener, follow_log_level
+from shared.runtime.store import RuntimeSettingsStore
 from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 
 
@@ -74,6 +76,13 @@ def create_app(
             consumer=instance,
         )
     )
+    listener = (
+        None
+        if engine is None
+        else SettingsListener(client, RuntimeSettingsStore(create_sessionmaker(engine), client))
+    )
+    if listener is not None:
+        follow_log_level(listener)
     writer_stats = None if writer is None else writer.stats
     collector = NotifierCollector(hub, source.stats, writer_stats)
 
@@ -87,6 +96,8 @@ def create_app(
                 ]
                 if writer is not None:
                     loops.append(tasks.create_task(writer.run(), name="notifier-writer"))
+                if listener is not None:
+                    loops.append(tasks.create_task(listener.run(), name="runtime-settings"))
                 try:
                     yield
                 finally:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 from shared.jobstore import StoreSettings
 from shared.serving import serve
-from shared.settings import QueueSettings, RedisSettings, SettingsError, from_env
+from shared.settings import (
+    DatabaseSettings,
+    QueueSettings,
+    RedisSettings,
+    SettingsError,
+    from_env,
+)
 from worker.app import Settings, create_app
 from worker.settings import WorkerSettings
 
@@ -24,6 +32,8 @@ def main() -> None:
                 queues=from_env(QueueSettings),
                 worker=worker,
                 jobs=from_env(StoreSettings),
+                # Runtime settings are followed where PostgreSQL is given; else the env rules.
+                database=from_env(DatabaseSettings) if "DATABASE_URL" in os.environ else None,
             )
         ),
         # The broker's graceful stop runs inside the lifespan shutdown; give it its grace period.

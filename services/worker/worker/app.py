@@ -17,12 +17,17 @@ from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.connections import RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
+from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore, StoreSettings
 from shared.recentlogs import RecentLogs
-from shared.settings import QueueSettings, RedisSettings
+from shared.runtime.catalog import COMPLETED_TTL_S, FAILED_TTL_S, RETRY_SCHEDULE_S
+from shared.runtime.listener import SettingsListener, follow_log_level
+from shared.runtime.store import RuntimeSettingsStore
+from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import callbacks, demo
@@ -52,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     queues: QueueSettings
     worker: WorkerSettings
     jobs: StoreSettings = StoreSettings()
+    # Where runtime settings are kept; without it the worker runs on its environment alone.
+    database: DatabaseSettings | None = None
 
 
 def create_registry(sender: callbacks.CallbackSender | None = None) -> Registry:
@@ -155,6 +162,11 @@ def create_app(
         await pauses.check()
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(redis.aclose)
+            if settings.database is not None:
+                engine = create_engine(settings.database)
+                stack.push_async_callback(engine.dispose)
+                listener = _runtime_settings(settings, engine, redis, store, runner)
+                await stack.enter_async_context(listener.running())
             # The recent log lines are flushed one last time before Redis closes.
             await stack.enter_async_context(RecentLogs(redis, "worker").installed())
             loops = [
@@ -196,6 +208,28 @@ def create_app(
             ("/metrics", make_asgi_app(metrics)),
         ],
     )
+
+
+def _runtime_settings(
+    settings: Settings, engine: AsyncEngine, redis: Redis, store: JobStore, runner: JobRunner
+) -> SettingsListener:
+    """The listener applying what the worker follows of the runtime settings."""
+    listener = SettingsListener(redis, RuntimeSettingsStore(create_sessionmaker(engine), redis))
+    follow_log_level(listener)
+    listener.on(
+        COMPLETED_TTL_S,
+        lambda ttl_s: store.retain(completed_ttl_s=ttl_s),
+        start=lambda: settings.jobs.completed_ttl_s,
+    )
+    listener.on(
+        FAILED_TTL_S,
+        lambda ttl_s: store.retain(failed_ttl_s=ttl_s),
+        start=lambda: settings.jobs.failed_ttl_s,
+    )
+    listener.on(
+        RETRY_SCHEDULE_S, runner.use_retry_schedule, start=lambda: settings.worker.retry_schedule_s
+    )
+    return listener
 
 
 def _subscribe(

@@ -100,6 +100,10 @@ class JobRunner:
         self._clock = clock
         self._in_hand: dict[Lane, set[str]] = {}
 
+    def use_retry_schedule(self, schedule_s: tuple[float, ...]) -> None:
+        """Retry jobs of types without a policy of their own on this schedule from now on."""
+        self._default_retry = msgspec.structs.replace(self._default_retry, schedule_s=schedule_s)
+
     def in_hand(self, lane: Lane) -> list[str]:
         """The entries of `lane` this runner holds now: their leases need renewing."""
         return list(self._in_hand.get(lane, ()))
