@@ -37,6 +37,7 @@ from shared.contracts.jobs import (
 )
 from shared.scripts import load_scripts
 from shared.streams import DATA_FIELD, WORKER_GROUP, Lane, QueueKeys, role_room, user_room
+from shared.telemetry import current_trace
 
 _SCRIPTS = (
     "enqueue",
@@ -197,6 +198,7 @@ class JobStore:
             owner=job.owner,
             rooms=event_rooms(job.owner),
             at_ms=now_ms,
+            trace=current_trace(),
             by=by,
         )
         outcome = await self._scripts["cancel"](
@@ -573,6 +575,7 @@ class JobStore:
             "owner": envelope.owner,
             "rooms": event_rooms(envelope.owner),
             "at_ms": at_ms,
+            "trace": current_trace(),
         }
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
+from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
@@ -14,6 +19,42 @@ _TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']+")
 # A bearer token or a URL's password must never reach a log line either.
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+(@)")
+
+
+# What the code running now is about (job_id, user_id): added to every line it logs.
+_bound: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "log_fields", default=MappingProxyType({})
+)
+
+
+@contextlib.contextmanager
+def bound_to_logs(**fields: str) -> Iterator[None]:
+    """Add these fields to every log line written inside the block (and the tasks it starts)."""
+    token = _bound.set({**_bound.get(), **fields})
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
+def bind_to_logs(**fields: str) -> None:
+    """Add these fields to every later log line of the current task (a request's, say)."""
+    _bound.set({**_bound.get(), **fields})
+
+
+class ContextFilter(logging.Filter):
+    """Adds the bound fields and the current trace and span ids to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate; never drops a record."""
+        for name, value in _bound.get().items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
+        return True
 
 
 class SecretRedactingFilter(logging.Filter):
@@ -47,6 +88,7 @@ def configure_logging(service: str, level: str) -> None:
     """Send every logger's records, ours and the libraries', as JSON lines to stdout."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(json_formatter(service))
+    handler.addFilter(ContextFilter())
     handler.addFilter(SecretRedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

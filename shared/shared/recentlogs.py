@@ -20,7 +20,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.logging import SecretRedactingFilter, json_formatter
+from shared.logging import ContextFilter, SecretRedactingFilter, json_formatter
 from shared.streams import DATA_FIELD, log_stream
 
 # How many lines each service's stream keeps, and a process holds while Redis is away.
@@ -51,6 +51,7 @@ class RecentLogs(logging.Handler):
         self._service = service
         self._buffer: collections.deque[bytes] = collections.deque(maxlen=KEPT_LINES)
         self.setFormatter(json_formatter(service))
+        self.addFilter(ContextFilter())
         self.addFilter(SecretRedactingFilter())
         self._instance = f"{socket.gethostname()}-{os.getpid()}"
 

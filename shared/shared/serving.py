@@ -12,6 +12,7 @@ import uvicorn
 
 from shared.logging import configure_logging
 from shared.settings import HttpSettings, LogSettings, SettingsError, from_env
+from shared.telemetry import configure_tracing
 
 
 def serve(
@@ -24,6 +25,7 @@ def serve(
 
     A bad setting ends the process at once with a message naming it.
     """
+    configure_tracing(service)
     try:
         http = from_env(HttpSettings, defaults={"HTTP_PORT": str(default_port)})
         level = from_env(LogSettings).level

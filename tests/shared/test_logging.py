@@ -1,4 +1,4 @@
-"""Log lines are JSON with the service's name, and never carry a secret."""
+"""Log lines are JSON with the service's name and context, and never carry a secret."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from shared.logging import SecretRedactingFilter, configure_logging
+from shared.logging import SecretRedactingFilter, bound_to_logs, configure_logging
 
 
 def record(message: str, *args: object) -> logging.LogRecord:
@@ -73,3 +75,23 @@ def test_lines_are_json_with_service_level_and_no_colour_copy(
     assert line["level"] == "INFO"
     assert line["message"] == "started /ws?token=[redacted]"
     assert "color_message" not in line
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_lines_carry_the_bound_job_and_user_and_the_current_trace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("worker", "INFO")
+    # The context of a sampled trace, no provider needed: its ids are what the filter copies.
+    span = NonRecordingSpan(
+        SpanContext(trace_id=0x1234, span_id=0x56, is_remote=False, trace_flags=TraceFlags(1))
+    )
+
+    with bound_to_logs(job_id="j-1", user_id="alice"), trace.use_span(span):
+        logging.getLogger("worker.runner").info("ran")
+    logging.getLogger("worker.runner").info("after")
+
+    inside, after = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert (inside["job_id"], inside["user_id"]) == ("j-1", "alice")
+    assert (inside["trace_id"], inside["span_id"]) == (f"{0x1234:032x}", f"{0x56:016x}")
+    assert not {"job_id", "user_id", "trace_id"} & set(after)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import msgspec
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import REGISTRY
 
-from gateway.auth import create_jwt_auth
+from gateway.auth import PUBLIC_PATHS, create_jwt_auth
 from gateway.cors import cors_config
 from gateway.deadletters import DeadLetterController
 from gateway.jobs import JobController, submit_batch
@@ -113,7 +115,16 @@ def create_app(settings: Settings) -> Litestar:
             "runtime_settings": Provide(lambda: runtime_settings, sync_to_thread=False),
         },
         on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
-        plugins=[problem_details_plugin(), ProblemDocs()],
+        plugins=[
+            problem_details_plugin(),
+            ProblemDocs(),
+            # A server span per request: the root of each job's trace.
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    exclude=PUBLIC_PATHS, exclude_spans=["receive", "send"], scopes={ScopeType.HTTP}
+                )
+            ),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             # Label requests by route template, not URL: one series per route, not per job id.

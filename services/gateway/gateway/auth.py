@@ -10,6 +10,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.security.jwt import JWTAuth, Token
 
 from gateway.problems import problem
+from shared.logging import bind_to_logs
 from shared.settings import JwtSettings
 
 Role = Literal["USER", "ADMIN"]
@@ -35,6 +36,8 @@ async def principal_from_token(
     role = token.extras.get("role")
     if role not in ("USER", "ADMIN") or not token.sub:
         return None
+    # The rest of the request runs in this task: its log lines name the caller.
+    bind_to_logs(user_id=token.sub)
     return Principal(sub=token.sub, role=role)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from opentelemetry.trace import Span, SpanKind
 from redis.asyncio import Redis
 
 from gateway.auth import Principal, admin_only
@@ -36,6 +38,7 @@ from shared.deadletters import DeadLetters, Replayed
 from shared.joblist import CursorError, JobFilter, JobPage, list_jobs
 from shared.jobstore import JobStore
 from shared.settings import QueueSettings
+from shared.telemetry import current_trace, tracer
 
 JobId = Annotated[str, PathParameter(max_length=100)]
 IdempotencyKey = Annotated[
@@ -72,7 +75,9 @@ class JobController(Controller):
         except ValueError as exc:
             raise problem(422, str(exc)) from exc
         await job_rate.admit(request.user.sub)
-        job_id, created = await store.enqueue(envelope, idempotency_key=idempotency_key)
+        with _enqueuing(envelope.queue, 1):
+            envelope = msgspec.structs.replace(envelope, trace=current_trace())
+            job_id, created = await store.enqueue(envelope, idempotency_key=idempotency_key)
         headers = {"Location": f"/v1/jobs/{job_id}"}
         if created:
             enqueued.enqueued(envelope.queue, envelope.type)
@@ -227,10 +232,26 @@ async def submit_batch(
     if len({envelope.queue for envelope in envelopes}) > 1:
         raise problem(422, "a batch goes to one queue: split it by queue")
     await job_rate.admit(request.user.sub, len(envelopes))
-    await store.enqueue_batch(envelopes)
+    with _enqueuing(envelopes[0].queue, len(envelopes)):
+        trace = current_trace()
+        envelopes = [msgspec.structs.replace(envelope, trace=trace) for envelope in envelopes]
+        await store.enqueue_batch(envelopes)
     for envelope in envelopes:
         enqueued.enqueued(envelope.queue, envelope.type)
     return BatchAccepted(ids=tuple(envelope.id for envelope in envelopes))
+
+
+def _enqueuing(queue: str, jobs: int) -> AbstractContextManager[Span]:
+    """The span of writing jobs to their queue: the parent of their runs in the worker."""
+    return tracer.start_as_current_span(
+        f"enqueue {queue}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "redis",
+            "messaging.destination.name": queue,
+            "messaging.batch.message_count": jobs,
+        },
+    )
 
 
 def _envelope(data: JobSubmission, owner: str, queues: QueueSettings, now: int) -> JobEnvelope:

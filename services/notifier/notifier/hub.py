@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
+
+from opentelemetry.trace import SpanKind
 
 from notifier.frames import EventFrames
 from shared.contracts.events import JobEvent
+from shared.telemetry import trace_context, tracer
 
 
 class Connection(Protocol):
@@ -81,6 +85,10 @@ class Hub:
         targets = self.members(event.rooms)
         if not targets:
             return
+        with _pushing(event, len(targets)):
+            await self._push(event, offset, targets)
+
+    async def _push(self, event: JobEvent, offset: str, targets: set[Connection]) -> None:
         frames = EventFrames(event, offset)
         for connection in targets:
             frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
@@ -89,3 +97,16 @@ class Hub:
             else:
                 self.leave(connection)
                 self.connections_dropped += 1
+
+
+def _pushing(event: JobEvent, connections: int) -> AbstractContextManager[object]:
+    """The span of pushing a traced event to its rooms' connections: the end of a job's trace."""
+    context = trace_context(event.trace)
+    if context is None:
+        return nullcontext()
+    return tracer.start_as_current_span(
+        f"push {event.__struct_config__.tag}",
+        context=context,
+        kind=SpanKind.PRODUCER,
+        attributes={"conduit.job.id": event.job_id, "conduit.ws.connections": connections},
+    )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from shared.clock import now_ms
@@ -23,7 +25,9 @@ from shared.contracts.codec import encoder, envelope_decoder
 from shared.contracts.commands import CALLBACK_JOB_TYPE, Callback
 from shared.contracts.jobs import SYSTEM_OWNER, AttemptError, JobEnvelope, JobOutcome
 from shared.jobstore import JobStore, StartOutcome
+from shared.logging import bound_to_logs
 from shared.streams import Lane
+from shared.telemetry import trace_context, tracer
 from worker.admission import Admission
 from worker.handlers.callbacks import CALLBACK_RETRY
 from worker.metrics import JobMetrics
@@ -131,6 +135,24 @@ class JobRunner:
             raw = body.decode(errors="replace")
             await self._store.reject(lane, entry_id, raw, f"undecodable job: {exc}", self._clock())
             return
+        with (
+            tracer.start_as_current_span(
+                f"run {envelope.type}",
+                context=trace_context(envelope.trace),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.destination.name": lane.queue,
+                    "conduit.job.id": envelope.id,
+                    "conduit.job.attempt": envelope.attempt,
+                },
+            ),
+            bound_to_logs(job_id=envelope.id, user_id=envelope.owner),
+        ):
+            await self._attempt(lane, entry_id, envelope, deliveries)
+
+    async def _attempt(
+        self, lane: Lane, entry_id: str, envelope: JobEnvelope, deliveries: int
+    ) -> None:
         limiter = self._limiters.get(lane.queue)
         if limiter is not None:
             # Waiting here keeps the entry in hand, so its lease is renewed meanwhile.
@@ -194,6 +216,7 @@ class JobRunner:
     async def _fail(self, envelope: JobEnvelope, token: str, entry_id: str, exc: Exception) -> None:
         now = self._clock()
         error = _describe(exc, envelope.attempt, now)
+        trace.get_current_span().set_status(StatusCode.ERROR, error.message)
         job_type = self._registry.get(envelope.type)
         policy = (job_type.retry if job_type else None) or self._default_retry
         due_ms = retry_due_ms(

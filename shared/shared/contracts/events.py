@@ -22,6 +22,8 @@ class _JobEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="event"):
     owner: str
     rooms: tuple[str, ...]
     at_ms: int
+    # The trace context of the step that wrote the event (W3C `traceparent`), when traced.
+    trace: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class JobQueued(_JobEvent, frozen=True, kw_only=True, tag="job.queued"):
