@@ -127,6 +127,9 @@ async def test_a_request_without_a_valid_token_is_401_problem(
     assert answer.status_code == 401
     assert answer.headers["content-type"].startswith(PROBLEM)
     assert detail in answer.json()["detail"]
+    # Refused requests are requests too: the 5xx and 4xx rates in Prometheus must see them.
+    metrics = (await client.get("/metrics")).text
+    assert 'path="/v1/jobs",status_code="401"' in metrics
 
 
 async def test_a_token_with_an_unknown_role_is_refused(

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Litestar
+from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import REGISTRY
 
 from gateway.auth import PUBLIC_PATHS, create_jwt_auth
 from gateway.cors import cors_config
 from gateway.deadletters import DeadLetterController
 from gateway.jobs import JobController, submit_batch
-from gateway.metrics import EnqueueCollector
+from gateway.metrics import EnqueueCollector, request_metrics
 from gateway.notifications import NotificationController
 from gateway.openapi import ProblemDocs
 from gateway.probes import livez, readyz
@@ -56,6 +57,11 @@ class MetricsController(PrometheusController):
 
     path = "/metrics"
     include_in_schema = False
+
+
+def _count_every_request(app_config: AppConfig) -> AppConfig:
+    app_config.middleware.insert(0, request_metrics().middleware)
+    return app_config
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -114,7 +120,8 @@ def create_app(settings: Settings) -> Litestar:
             "job_rate": Provide(lambda: job_rate, sync_to_thread=False),
             "runtime_settings": Provide(lambda: runtime_settings, sync_to_thread=False),
         },
-        on_app_init=[create_jwt_auth(settings.jwt).on_app_init],
+        # Request metrics outermost, after auth put itself first: 401s are requests too.
+        on_app_init=[create_jwt_auth(settings.jwt).on_app_init, _count_every_request],
         plugins=[
             problem_details_plugin(),
             ProblemDocs(),
@@ -126,12 +133,6 @@ def create_app(settings: Settings) -> Litestar:
             ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            # Label requests by route template, not URL: one series per route, not per job id.
-            PrometheusConfig(
-                app_name="gateway", prefix="conduit_gateway", group_path=True
-            ).middleware
-        ],
         openapi_config=OpenAPIConfig(title="Conduit gateway", version="1", path="/schema"),
         lifespan=[
             lambda _app: settings_listener.running(),
