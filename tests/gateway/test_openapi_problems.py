@@ -45,3 +45,21 @@ async def test_a_documented_problem_answer_has_the_documented_shape(
     assert answer.status_code == 404
     assert answer.headers["content-type"] == PROBLEM
     assert {"type", "title", "status", "detail"} <= set(answer.json())
+
+
+async def test_state_conflicts_are_documented_where_they_can_happen(client: Client) -> None:
+    paths = (await openapi(client))["paths"]
+
+    conflicts = {
+        f"{method.upper()} {path}"
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "409" in operation.get("responses", {})
+    }
+
+    assert conflicts == {
+        "POST /v1/jobs/{job_id}/cancel",
+        "POST /v1/jobs/{job_id}/retry",
+        "DELETE /v1/jobs/{job_id}",
+        "POST /v1/queues/{name}/dead-letters/{letter}/replay",
+    }

@@ -16,6 +16,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.auth import Principal, admin_only
+from gateway.openapi import CONFLICT
 from gateway.params import epoch_ms, known_queue
 from gateway.problems import problem
 from shared.clock import now_ms
@@ -108,7 +109,12 @@ class DeadLetterController(Controller):
             raise problem(404, f"no dead letter {letter} on queue {name}")
         return view
 
-    @post("/{letter:str}/replay", status_code=HTTP_200_OK, summary="Replay a dead letter")
+    @post(
+        "/{letter:str}/replay",
+        status_code=HTTP_200_OK,
+        summary="Replay a dead letter",
+        responses=CONFLICT,
+    )
     async def replay(
         self,
         request: Request[Principal, Token, Any],

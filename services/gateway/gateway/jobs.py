@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from gateway.auth import Principal, admin_only
 from gateway.metrics import EnqueueCollector
+from gateway.openapi import CONFLICT
 from gateway.params import epoch_ms, known_queue
 from gateway.problems import problem
 from gateway.ratelimit import JobRateLimiter
@@ -145,7 +146,12 @@ class JobController(Controller):
         view = await _visible_job(store, queues, job_id, request.user)
         return _as_seen_by(view, request.user)
 
-    @post("/{job_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a waiting job")
+    @post(
+        "/{job_id:str}/cancel",
+        status_code=HTTP_200_OK,
+        summary="Cancel a waiting job",
+        responses=CONFLICT,
+    )
     async def cancel(
         self,
         request: Request[Principal, Token, Any],
@@ -162,7 +168,12 @@ class JobController(Controller):
         cancelled = await _visible_job(store, queues, job_id, request.user)
         return _as_seen_by(cancelled, request.user)
 
-    @post("/{job_id:str}/retry", status_code=HTTP_202_ACCEPTED, summary="Retry a dead job")
+    @post(
+        "/{job_id:str}/retry",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Retry a dead job",
+        responses=CONFLICT,
+    )
     async def retry(
         self,
         request: Request[Principal, Token, Any],
@@ -187,7 +198,9 @@ class JobController(Controller):
         retried = await _visible_job(store, queues, job_id, request.user)
         return _as_seen_by(retried, request.user)
 
-    @delete("/{job_id:str}", summary="Remove a finished job", guards=[admin_only])
+    @delete(
+        "/{job_id:str}", summary="Remove a finished job", guards=[admin_only], responses=CONFLICT
+    )
     async def remove(
         self,
         job_id: JobId,

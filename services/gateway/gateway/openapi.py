@@ -47,6 +47,10 @@ def problem_response(status: int) -> ResponseSpec:
     )
 
 
+# For a route that refuses what the resource's state does not allow (cancel a running job, ...).
+CONFLICT = {409: problem_response(409)}
+
+
 def shared_problem_statuses(
     handler: HTTPRouteHandler, path: str, has_path_params: bool
 ) -> set[int]:

@@ -13,6 +13,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK
 
 from gateway.auth import Principal, admin_only
+from gateway.openapi import problem_response
 from gateway.problems import problem
 from shared.runtime.catalog import CATALOG, InvalidSettingError, Setting
 from shared.runtime.store import NotAnnouncedError, RuntimeSettingsStore, StoredSetting
@@ -91,7 +92,12 @@ class RuntimeSettingsController(Controller):
         setting = _setting(key)
         return _view(setting, await runtime_settings.get(key))
 
-    @put("/{key:str}", status_code=HTTP_200_OK, summary="Change a runtime setting")
+    @put(
+        "/{key:str}",
+        status_code=HTTP_200_OK,
+        summary="Change a runtime setting",
+        responses={503: problem_response(503)},
+    )
     async def change(
         self,
         request: Request[Principal, Token, Any],
@@ -111,7 +117,12 @@ class RuntimeSettingsController(Controller):
             raise _not_announced(exc) from exc
         return _view(setting, stored)
 
-    @delete("/{key:str}", status_code=HTTP_200_OK, summary="Reset a runtime setting")
+    @delete(
+        "/{key:str}",
+        status_code=HTTP_200_OK,
+        summary="Reset a runtime setting",
+        responses={503: problem_response(503)},
+    )
     async def reset(
         self,
         request: Request[Principal, Token, Any],
