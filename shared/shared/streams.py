@@ -136,6 +136,17 @@ def log_stream(service: str) -> str:
     return f"{PREFIX}:logs:{service}"
 
 
+# Sorted set of worker ids, scored by their last heartbeat (ms): the index of every heartbeat
+# key, so that readers need no SCAN. No queue's hash tag: a worker serves several queues, and
+# each heartbeat command touches one key (shared.heartbeats).
+WORKERS_KEY = f"{PREFIX}:workers"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    """One worker's latest heartbeat; it expires unless the worker renews it."""
+    return f"{PREFIX}:workers:{worker_id}:heartbeat"
+
+
 def user_room(sub: str) -> str:
     """The room of one user's connections."""
     return f"user:{sub}"

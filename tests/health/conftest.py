@@ -1,4 +1,5 @@
-"""Tiny real HTTP peers for the health service's probes, and the app served by uvicorn."""
+"""Tiny real HTTP peers for the health service's probes, a worker's heartbeat, and the app
+served by uvicorn."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import msgspec
 import pytest
 from litestar import Litestar
+from redis.asyncio import Redis
 
 from devstack.ports import LOOPBACK, free_port
+from shared.clock import now_ms
+from shared.heartbeats import Heartbeat, publish
 from tests.serving import serving
+
+# The worker tests' fixture, for the heartbeat tests: real worker processes on the test's Redis.
+from tests.worker.conftest import spawn_worker  # noqa: F401
 
 _LIVEZ_RESPONSE = (
     b"HTTP/1.1 200 OK\r\n"
@@ -85,3 +93,40 @@ Serve = Callable[[Litestar], AbstractAsyncContextManager[str]]
 def serve() -> Serve:
     """`async with serve(app) as base_url`: the app served by uvicorn in this event loop."""
     return serving
+
+
+MakeHeartbeat = Callable[..., Heartbeat]
+
+
+def _heartbeat(worker_id: str = "worker-1", **fields: object) -> Heartbeat:
+    now = now_ms()
+    values: dict[str, object] = {
+        "id": worker_id,
+        "host": "test-host",
+        "pid": 4242,
+        "version": "0.1.0",
+        "queues": ("default",),
+        "concurrency": 4,
+        "in_hand": 0,
+        "running": 0,
+        "started_at_ms": now - 60_000,
+        "beat_at_ms": now,
+        "ttl_ms": 60_000,
+        **fields,
+    }
+    return msgspec.convert(values, Heartbeat)
+
+
+@pytest.fixture
+def make_heartbeat() -> MakeHeartbeat:
+    """make_heartbeat(worker_id="worker-1", **fields): a heartbeat beating now, live for a
+    minute unless `ttl_ms` says otherwise."""
+    return _heartbeat
+
+
+@pytest.fixture
+async def live_worker(redis: Redis) -> Heartbeat:
+    """A live worker's heartbeat in the test's Redis: the `worker` check passes."""
+    beat = _heartbeat()
+    await publish(redis, beat)
+    return beat

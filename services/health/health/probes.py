@@ -13,16 +13,20 @@ from typing import Protocol
 
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from health.aggregate import ComponentType, ProbeResult
+from health.aggregate import ComponentType, Finding, ProbeResult
 
 
 class Probe(Protocol):
-    """Returns when the target is healthy; raises, with a message worth showing, when not."""
+    """Returns when the target is healthy; raises, with a message worth showing, when not.
 
-    async def __call__(self) -> None: ...
+    A probe that sees several things (every worker, every queue) returns a finding for each.
+    """
+
+    async def __call__(self) -> Sequence[Finding] | None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,10 +44,17 @@ class ProbeFailedError(Exception):
 
 
 def redis_ping(client: Redis) -> Probe:
-    """PING through the client's pool."""
+    """PING through the client's pool; a cluster client pings every master.
+
+    A cluster client would ask one node only, yet a master that is down takes its queues along.
+    """
 
     async def probe() -> None:
-        if not await client.ping():
+        if isinstance(client, RedisCluster):
+            answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            answered = await client.ping()
+        if not answered:
             raise ProbeFailedError("PING was not answered with PONG")
 
     return probe
@@ -86,9 +97,10 @@ async def run_check(
     observed_at = clock()
     started = time.perf_counter()
     error: str | None = None
+    findings: Sequence[Finding] | None = None
     try:
         async with asyncio.timeout(timeout_s):
-            await check.probe()
+            findings = await check.probe()
     except TimeoutError:
         error = f"no answer within {timeout_s:g} s"
     # Any error of a dependency, whatever its type, is that check failing.
@@ -106,6 +118,7 @@ async def run_check(
         latency_ms=(time.perf_counter() - started) * 1000,
         observed_at=observed_at,
         error=error,
+        findings=tuple(findings or ()),
     )
 
 

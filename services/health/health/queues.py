@@ -25,6 +25,23 @@ class SnapshotSink(Protocol):
         """A read failed; the previous snapshot stands."""
 
 
+class SnapshotSinks:
+    """One read, several sinks: the gauges and the warn checks judge the same snapshot."""
+
+    def __init__(self, *sinks: SnapshotSink) -> None:
+        self._sinks = sinks
+
+    def update(self, snapshot: QueueSnapshot) -> None:
+        """Hand `snapshot` to every sink."""
+        for sink in self._sinks:
+            sink.update(snapshot)
+
+    def failed(self) -> None:
+        """Tell every sink that a read failed."""
+        for sink in self._sinks:
+            sink.failed()
+
+
 class QueuePoller:
     """Every `interval_s`, reads a snapshot into `sink`; a failed read keeps the last one."""
 

@@ -31,7 +31,7 @@ from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
 from shared.streams import WORKER_GROUP, Lane, lanes_of
 from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import callbacks, demo
-from worker.metrics import JobMetrics
+from worker.heartbeat import HeartbeatLoop, JobActivity
 from worker.pause import PauseGate, PauseWatch, Switch
 from worker.ratelimit import RateLimiter, parse_rate_limits
 from worker.reclaim import LeaseKeeper, Reclaimer
@@ -97,6 +97,8 @@ def create_app(
         else None
     )
     gate = PauseGate()
+    # The job metrics, also noting the last job times that the heartbeat reports.
+    activity = JobActivity(metrics)
     runner = JobRunner(
         store,
         registry or create_registry(sender),
@@ -104,7 +106,7 @@ def create_app(
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
         limiters=_rate_limiters(redis, queues, worker),
-        metrics=JobMetrics(metrics),
+        metrics=activity,
         admission=Admission(
             worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
         ),
@@ -175,6 +177,12 @@ def create_app(
                 asyncio.create_task(repeater.run(), name="repeat"),
                 asyncio.create_task(watch.run(), name="watch-consumers"),
                 asyncio.create_task(pauses.run(), name="watch-pauses"),
+                asyncio.create_task(
+                    HeartbeatLoop(
+                        redis, runner, activity, worker, queues, stopping=lambda: shutdown.began
+                    ).run(),
+                    name="heartbeat",
+                ),
             ]
             reclaiming = asyncio.create_task(reclaimer.run(), name="reclaim")
             try:
