@@ -163,6 +163,20 @@ def test_memory_warns_near_maxmemory_and_passes_without_one() -> None:
     assert memory_finding({"used_memory": 900, "maxmemory": 1000}, 0.9).ok
 
 
+def test_an_evicting_maxmemory_policy_warns_however_little_memory_is_used() -> None:
+    evicting = {"used_memory": 10, "maxmemory": 1000, "maxmemory_policy": "allkeys-lru"}
+    unlimited = {"used_memory": 10, "maxmemory": 0, "maxmemory_policy": "allkeys-lru"}
+
+    finding = memory_finding(evicting, 0.9)
+
+    assert not finding.ok
+    assert finding.output == (
+        "maxmemory-policy is allkeys-lru: a full Redis evicts jobs; use noeviction"
+    )
+    assert memory_finding(unlimited, 0.9).ok
+    assert memory_finding({**evicting, "maxmemory_policy": "noeviction"}, 0.9).ok
+
+
 def test_aof_off_or_failing_warns() -> None:
     assert aof_finding({"aof_enabled": 1, "aof_last_write_status": "ok"}).ok
     off = aof_finding({"aof_enabled": 0})

@@ -20,12 +20,22 @@ def _text(value: Any) -> str:
 
 
 def memory_finding(info: Mapping[str, Any], warn_ratio: float) -> Finding:
-    """`used_memory` in percent of `maxmemory`, warning above `warn_ratio`; without a
-    `maxmemory` (0: unlimited) there is no limit to be near, and the bytes used pass."""
+    """`used_memory` in percent of `maxmemory`, warning above `warn_ratio` or when the policy
+    would evict keys; without a `maxmemory` (0: unlimited) there is no limit to be near, and the
+    bytes used pass."""
     used = int(info["used_memory"])
     limit = int(info.get("maxmemory", 0))
     if limit <= 0:
         return Finding(ok=True, observed_value=used, observed_unit="bytes")
+    policy = _text(info.get("maxmemory_policy", "noeviction"))
+    if policy != "noeviction":
+        # Full memory then evicts keys, job records and streams among them: jobs vanish.
+        return Finding(
+            ok=False,
+            observed_value=used / limit * 100,
+            observed_unit="%",
+            output=f"maxmemory-policy is {policy}: a full Redis evicts jobs; use noeviction",
+        )
     ratio = used / limit
     return Finding(
         ok=ratio <= warn_ratio,
