@@ -48,7 +48,7 @@ def test_health_is_told_where_the_other_services_are() -> None:
     env = _environment("health")
     assert env["HEALTH_GATEWAY_URL"] == "http://127.0.0.1:9100"
     assert env["HEALTH_NOTIFIER_URL"] == "http://127.0.0.1:9101"
-    assert env["HEALTH_WORKER_URL"] == "http://127.0.0.1:9103"
+    assert "HEALTH_WORKER_URL" not in env
 
 
 def test_default_ports_follow_the_service_conventions() -> None:

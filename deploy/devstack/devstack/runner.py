@@ -79,6 +79,7 @@ def _stopping(name: str, stop: Callable[[], None]) -> None:
 
 def _announce(stack: Stack) -> None:
     say(f"gateway   {stack.gateway_url}   (REST API, OpenAPI at /schema)")
+    say(f"console   {stack.gateway_url}/console   (sign in as a dev user)")
     say(f"notifier  {stack.notifier_ws_url}")
     say(f"health    {stack.health_url}")
     say(f"worker    {stack.worker_url}")

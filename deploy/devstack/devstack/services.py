@@ -69,8 +69,23 @@ def service_environment(
         "PYTHONUNBUFFERED": "1",
     }
     if spec.name == "health":
-        for other in ("gateway", "notifier", "worker"):
+        # Workers are found by their heartbeats in Redis, not at a URL.
+        for other in ("gateway", "notifier"):
             env[f"HEALTH_{other.upper()}_URL"] = base_url(ports[other])
+    if spec.name == "gateway":
+        # The console at /console: a local demo stack lets anyone sign in as any dev user
+        # (CONSOLE_DEV_SIGN_IN=false turns that off), and tells browsers where the notifier is.
+        # A gateway started alone (`ports` without the others) keeps the console's defaults.
+        env.setdefault("CONSOLE_DEV_SIGN_IN", "true")
+        if "notifier" in ports:
+            env["CONSOLE_NOTIFIER_URL"] = f"ws://{LOOPBACK}:{ports['notifier']}/ws"
+        if "health" in ports:
+            env["CONSOLE_HEALTH_URL"] = base_url(ports["health"])
+    if spec.name == "notifier" and "gateway" in ports:
+        # The console's pages, served by the gateway, open the notifier's WebSocket.
+        console = [f"http://{host}:{ports['gateway']}" for host in (LOOPBACK, "localhost")]
+        given = [origin for origin in env.get("NOTIFIER_ALLOWED_ORIGINS", "").split(",") if origin]
+        env["NOTIFIER_ALLOWED_ORIGINS"] = ",".join([*given, *console])
     return env
 
 

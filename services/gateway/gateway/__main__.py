@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.app import Settings, create_app
+from gateway.console.settings import ConsoleSettings
 from gateway.settings import GatewaySettings
 from shared.jobstore import StoreSettings
 from shared.serving import serve
@@ -28,6 +29,7 @@ def main() -> None:
                 jwt=from_env(JwtSettings),
                 jobs=from_env(StoreSettings),
                 gateway=from_env(GatewaySettings),
+                console=from_env(ConsoleSettings),
             )
         ),
     )

@@ -13,6 +13,8 @@ from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import REGISTRY
 
 from gateway.auth import PUBLIC_PATHS, create_jwt_auth
+from gateway.console.routes import console_routes
+from gateway.console.settings import ConsoleSettings
 from gateway.cors import cors_config
 from gateway.deadletters import DeadLetterController
 from gateway.jobs import JobController, submit_batch
@@ -50,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt: JwtSettings
     jobs: StoreSettings = StoreSettings()
     gateway: GatewaySettings = GatewaySettings()
+    console: ConsoleSettings = ConsoleSettings()
 
 
 class MetricsController(PrometheusController):
@@ -105,6 +108,7 @@ def create_app(settings: Settings) -> Litestar:
             livez,
             readyz,
             MetricsController,
+            *console_routes(settings.console, settings.jwt),
         ],
         dependencies={
             "redis": Provide(lambda: redis, sync_to_thread=False),

@@ -1,0 +1,1 @@
+"""The web console at `/console`: static pages that drive the public REST API and WebSocket."""
