@@ -579,9 +579,9 @@ class JobStore:
         }
 
 
-def job_record(envelope: JobEnvelope) -> list[str | int]:
+def job_record(envelope: JobEnvelope) -> list[str | int | bytes]:
     """A new job's record, as the flat field/value list HSET takes."""
-    record: dict[str, str | int] = {
+    record: dict[str, str | int | bytes] = {
         "id": envelope.id,
         "type": envelope.type,
         "queue": envelope.queue,
@@ -590,6 +590,8 @@ def job_record(envelope: JobEnvelope) -> list[str | int]:
         "attempt": 0,
         "max_attempts": envelope.max_attempts,
         "created_ms": envelope.enqueued_at_ms,
+        # Kept after the envelope goes, so that a finished job still shows what it was asked.
+        "payload": bytes(envelope.payload),
     }
     return [part for pair in record.items() for part in pair]
 
@@ -608,6 +610,7 @@ def record_view(record: dict[bytes, bytes]) -> JobView:
     state: JobState = _text(record[b"state"])  # type: ignore[assignment]
     progress = record.get(b"progress")
     result = record.get(b"result")
+    payload = record.get(b"payload")
     errors = record.get(b"errors")
     return JobView(
         id=_text(record[b"id"]),
@@ -620,6 +623,7 @@ def record_view(record: dict[bytes, bytes]) -> JobView:
         max_attempts=int(record[b"max_attempts"]),
         progress=float(progress) if progress else None,
         result=msgspec.json.decode(result) if result else None,
+        payload=msgspec.json.decode(payload) if payload else None,
         errors=_errors_decoder.decode(errors) if errors else (),
         created_at_ms=int(record[b"created_ms"]),
         started_at_ms=_optional_int(record, b"started_ms"),

@@ -190,7 +190,9 @@ async def test_the_owner_retries_a_dead_job_and_it_runs_again(
 ) -> None:
     alice = bearer(make_token("alice"))
     job_id = await a_dead_job(client, redis, store, make_token("alice"))
-    assert (await client.get(f"/v1/jobs/{job_id}", headers=alice)).json()["state"] == "dead"
+    dead = (await client.get(f"/v1/jobs/{job_id}", headers=alice)).json()
+    # A finished job still shows what it was asked to do.
+    assert (dead["state"], dead["payload"]) == ("dead", {"times": 1, "message": "boom"})
 
     retried = await client.post(f"/v1/jobs/{job_id}/retry", headers=alice)
 

@@ -130,6 +130,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     max_attempts: int
     progress: float | None = None
+    payload: Any = None
     result: Any = None
     errors: tuple[AttemptError, ...] = ()
     created_at_ms: int
