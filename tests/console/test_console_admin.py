@@ -51,6 +51,8 @@ async def test_an_admin_retries_a_dead_job_and_sees_it_run_again(
 
     await row.get_by_role("link").click()
     await expect(page.get_by_role("heading", name="Errors (1)")).to_be_visible()
+    # What the job was asked to do, kept after it died.
+    await expect(page.locator("pre.json").first).to_contain_text('"times": 1')
     await page.get_by_text("Traceback").first.click()
     await expect(page.locator(".errors pre").first).to_contain_text("DemoFailureError")
     await shoot(page, shots, "2-dead-job-detail")

@@ -266,6 +266,8 @@ export function mountJob({ api, live }, main, jobId) {
         fact("Waited", started ? duration(started - job.created_at_ms) : "—"),
         fact("Ran", started && finished ? duration(finished - started) : "—"),
       ]),
+      h("h2", {}, "Payload"),
+      job.payload === null ? h("p", {}, "Not kept.") : h("pre", { class: "json", tabindex: "0" }, pretty(job.payload)),
       h("h2", {}, "Result"),
       job.result === null ? h("p", {}, REMOVABLE.has(job.state) ? "None." : "None yet.") : h("pre", { class: "json", tabindex: "0" }, pretty(job.result)),
       h("h2", {}, `Errors (${job.errors.length})`),
