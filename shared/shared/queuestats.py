@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from shared.clock import now_ms
@@ -127,9 +128,10 @@ def lane_stats(lane: Lane, depth: int, groups: Any, pending: Any, now_ms: int) -
 
 
 def history_minutes(now_ms: int) -> tuple[int, ...]:
-    """The minute numbers (epoch ms // 60000) of the last HISTORY_MINUTES full minutes."""
-    last = now_ms // MINUTE_MS - 1
-    return tuple(range(last - HISTORY_MINUTES + 1, last + 1))
+    """The minute numbers (epoch ms // 60000) of the last HISTORY_MINUTES full minutes, then
+    the current one, still counting: a chart shows what finished a moment ago."""
+    current = now_ms // MINUTE_MS
+    return tuple(range(current - HISTORY_MINUTES, current + 1))
 
 
 def counter_fields(minutes: Iterable[int]) -> list[str]:
@@ -200,8 +202,12 @@ async def read_snapshot(
     lanes = lanes_of(queues)
     minutes = history_minutes(clock())
     fields = counter_fields(minutes)
+    # A cluster pipeline refuses keyless commands: there TIME is a round trip of its own, to one
+    # node (the masters' clocks agree far closer than the seconds these ages are read in).
+    cluster_time = await redis.time() if isinstance(redis, RedisCluster) else None
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.time()
+        if cluster_time is None:
+            pipe.time()
         for lane in lanes:
             pipe.xlen(lane.stream)
             pipe.xinfo_groups(lane.stream)
@@ -213,6 +219,8 @@ async def read_snapshot(
             pipe.hmget(keys.counts, fields)
             pipe.get(keys.paused)
         answers: list[Any] = await pipe.execute(raise_on_error=False)
+    if cluster_time is not None:
+        answers.insert(0, cluster_time)
     _raise_unexpected(answers)
     seconds, microseconds = answers[0]
     redis_ms = int(seconds) * 1000 + int(microseconds) // 1000
@@ -278,7 +286,7 @@ class QueueOverview(msgspec.Struct, frozen=True, kw_only=True):
     oldest_pending_age_s: float
     # Completed in the last full minute.
     jobs_per_minute: int
-    # The last HISTORY_MINUTES full minutes, oldest first.
+    # The last HISTORY_MINUTES full minutes, oldest first, then the current one so far.
     throughput: tuple[MinuteCounts, ...]
     lanes: tuple[LaneOverview, ...]
 
@@ -301,7 +309,7 @@ def overview(snapshot: QueueSnapshot, queue: str) -> QueueOverview:
         dead=stats.dead_letters,
         lag=waiting,
         oldest_pending_age_s=max((lane.oldest_pending_age_s for lane in lanes), default=0.0),
-        jobs_per_minute=stats.minutes[-1].completed if stats.minutes else 0,
+        jobs_per_minute=stats.minutes[-2].completed if len(stats.minutes) > 1 else 0,
         throughput=stats.minutes,
         lanes=tuple(
             LaneOverview(

@@ -63,13 +63,13 @@ def lane(priority: Priority, *, lag: int, pending: int, age_s: float = 0.0) -> L
 
 
 @given(st.integers(min_value=MINUTE_MS * 2, max_value=2**45))
-def test_the_history_is_the_last_full_minutes_oldest_first(at_ms: int) -> None:
+def test_the_history_is_the_last_full_minutes_then_the_current_one(at_ms: int) -> None:
     minutes = history_minutes(at_ms)
-    assert len(minutes) == HISTORY_MINUTES
+    assert len(minutes) == HISTORY_MINUTES + 1
     assert list(minutes) == sorted(minutes)
-    # The minute `at_ms` falls in is still counting: it is not part of the history.
-    assert minutes[-1] == at_ms // MINUTE_MS - 1
-    assert minutes[-1] - minutes[0] == HISTORY_MINUTES - 1
+    # The minute `at_ms` falls in is still counting: it comes last.
+    assert minutes[-1] == at_ms // MINUTE_MS
+    assert minutes[-1] - minutes[0] == HISTORY_MINUTES
 
 
 def test_missing_counters_are_zeros() -> None:
@@ -149,8 +149,8 @@ async def test_a_snapshot_reads_the_counters_and_the_pause_of_each_queue(redis: 
             f"completed:{LAST_MINUTE}": 11,
             f"failed:{LAST_MINUTE}": 2,
             f"completed:{LAST_MINUTE - 59}": 5,
-            # The minute still counting, and one an hour and a minute ago: outside the history.
-            f"completed:{LAST_MINUTE + 1}": 99,
+            # The minute still counting comes last; one an hour and a minute ago is outside.
+            f"completed:{LAST_MINUTE + 1}": 3,
             f"completed:{LAST_MINUTE - 60}": 99,
         },
     )
@@ -160,12 +160,15 @@ async def test_a_snapshot_reads_the_counters_and_the_pause_of_each_queue(redis: 
 
     default, reports = snapshot.queues
     assert (default.completed, default.failed, default.paused) == (40, 6, False)
-    assert len(default.minutes) == HISTORY_MINUTES
-    assert default.minutes[-1] == MinuteCounts(
+    assert len(default.minutes) == HISTORY_MINUTES + 1
+    assert default.minutes[-2] == MinuteCounts(
         minute_ms=LAST_MINUTE * MINUTE_MS, completed=11, failed=2
     )
+    assert default.minutes[-1] == MinuteCounts(
+        minute_ms=(LAST_MINUTE + 1) * MINUTE_MS, completed=3, failed=0
+    )
     assert default.minutes[0].completed == 5
-    assert sum(minute.completed for minute in default.minutes) == 16
+    assert sum(minute.completed for minute in default.minutes) == 19
     # A queue nothing has happened on yet: every counter is missing, and so zero.
     assert (reports.completed, reports.failed, reports.pause) == (
         0,

@@ -141,6 +141,9 @@ class SettingsListener:
                     elif not subscribed:
                         # Its confirmation, read next, triggers a reload: nothing published
                         # between the first load and the subscription is missed.
+                        # A cluster client learns its nodes on its first command, and (redis-py
+                        # 8.1) a subscription does not count: without the PING it never would.
+                        await self._redis.ping()
                         await pubsub.subscribe(self._channel)
                         subscribed = True
                     else:
