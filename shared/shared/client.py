@@ -6,10 +6,14 @@
 
 It remembers the last offset it saw of each queue and, when the connection drops or the notifier
 sheds it as slow, connects again after a jittered backoff with `since` set to those offsets, so
-nothing is missed (or a `Resync` says to refetch). Each new connection starts with a `Welcome`.
+nothing is missed (or a `Resync` says to refetch). A notifier that stops says when to come back
+(`Reconnect`), and one too busy to admit the handshake says when to retry (close 1013): the
+client waits that long instead. Each new connection starts with a `Welcome`.
 Entity rooms are not joined again by the client: their tokens are short-lived, so the caller
 joins again with a new one after a `Welcome`. When the token is given as a callable it is asked
-for a fresh token at each connect and whenever the notifier says the token is expiring.
+for a fresh token at each connect and whenever the notifier says the token is expiring. With
+`token_in_message`, the token goes in an `auth` first message rather than the URL, keeping it out
+of URLs and proxy logs.
 """
 
 from __future__ import annotations
@@ -26,21 +30,26 @@ import msgspec
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.frames import Close
 
 from shared.contracts.ws import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
     CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
+    Auth,
     ClientMessage,
     EventPush,
     Join,
     Leave,
     PresenceQuery,
+    Reconnect,
     Refresh,
     ServerMessage,
     TokenExpiring,
     parse_offset,
+    retry_after_ms,
 )
 
 logger = logging.getLogger(__name__)
@@ -77,14 +86,18 @@ class NotifierClient:
         reconnect: bool = True,
         backoff_min_s: float = 0.1,
         backoff_max_s: float = 10.0,
+        token_in_message: bool = False,
     ) -> None:
         self._url = url
         self._token = token
         self._reconnect = reconnect
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
+        self._token_in_message = token_in_message
         self._socket: ClientConnection | None = None
         self._closed = False
+        # The delay the notifier asked for in a `Reconnect`, until the close that follows it.
+        self._come_back_after_s: float | None = None
         self.offsets: dict[str, str] = dict(since or {})
         self.connections = 0
 
@@ -107,6 +120,7 @@ class NotifierClient:
         """Every server message, across reconnects, until `close` or a final close code."""
         delay_s = self._backoff_min_s
         while not self._closed:
+            told_s: float | None = None
             try:
                 socket = self._socket or await self._connect()
                 frame = await socket.recv()
@@ -117,6 +131,7 @@ class NotifierClient:
                     raise NotifierClosedError(received.code, received.reason) from exc
                 if self._closed or not self._reconnect:
                     return
+                told_s = self._told_to_wait_s(received)
                 logger.info("notifier connection closed (%r), reconnecting", received)
             except (OSError, InvalidHandshake) as exc:
                 self._socket = None
@@ -136,7 +151,12 @@ class NotifierClient:
                     self.offsets[queue] = entry_id
                 elif isinstance(message, TokenExpiring) and callable(self._token):
                     await self.send(Refresh(token=self._token()))
+                elif isinstance(message, Reconnect):
+                    self._come_back_after_s = message.after_ms / 1000
                 yield message
+                continue
+            if told_s is not None:
+                await asyncio.sleep(told_s)
                 continue
             # Jittered, so that clients shed together do not come back together.
             await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # noqa: S311
@@ -168,17 +188,39 @@ class NotifierClient:
             self._socket = None
 
     def url(self) -> str:
-        """The URL of the next connection: the token and, once known, `since`."""
-        token = self._token() if callable(self._token) else self._token
-        query = {"token": token}
+        """The next connection's URL: the token (unless sent first) and, once known, `since`."""
+        query = {} if self._token_in_message else {"token": self._current_token()}
         if self.offsets:
             query["since"] = ",".join(f"{queue}:{entry}" for queue, entry in self.offsets.items())
-        return f"{self._url}?{urlencode(query)}"
+        return f"{self._url}?{urlencode(query)}" if query else self._url
+
+    def _current_token(self) -> str:
+        return self._token() if callable(self._token) else self._token
+
+    def _told_to_wait_s(self, received: Close | None) -> float | None:
+        """How long the notifier asked this client to wait before it connects again, if it did."""
+        told_s, self._come_back_after_s = self._come_back_after_s, None
+        if told_s is not None:
+            # Already spread by the notifier, client by client.
+            return told_s
+        if received is not None and received.code == CLOSE_TRY_AGAIN:
+            after_ms = retry_after_ms(received.reason)
+            if after_ms is not None:
+                # A little jitter on top, so clients told the same do not return in lockstep.
+                return after_ms / 1000 * random.uniform(1.0, 1.2)  # noqa: S311
+        return None
 
     async def _connect(self) -> ClientConnection:
-        self._socket = await ws_connect(self.url(), compression=None)
+        socket = await ws_connect(self.url(), compression=None)
+        if self._token_in_message:
+            try:
+                await socket.send(_encoder.encode(Auth(token=self._current_token())).decode())
+            except BaseException:
+                await socket.close()
+                raise
+        self._socket = socket
         self.connections += 1
-        return self._socket
+        return socket
 
 
 @asynccontextmanager
@@ -190,6 +232,7 @@ async def connect(
     reconnect: bool = True,
     backoff_min_s: float = 0.1,
     backoff_max_s: float = 10.0,
+    token_in_message: bool = False,
 ) -> AsyncIterator[NotifierClient]:
     """A connected client of the notifier's `/ws` at `url`; closed on exit."""
     client = NotifierClient(
@@ -199,6 +242,7 @@ async def connect(
         reconnect=reconnect,
         backoff_min_s=backoff_min_s,
         backoff_max_s=backoff_max_s,
+        token_in_message=token_in_message,
     )
     async with client:
         yield client

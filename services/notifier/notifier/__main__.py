@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
+from notifier.wsprotocol import notifier_protocol
 from shared.serving import serve
 from shared.settings import (
     DatabaseSettings,
@@ -35,6 +38,14 @@ def main() -> None:
         ws_per_message_deflate=False,
         # Refused while it is read, before a too-big message is held in memory whole.
         ws_max_size=notifier.max_message_bytes,
+        # uvicorn's sans-I/O protocol, which pushes are written for, telling clients on
+        # shutdown when to come back and cutting peers that stop answering pings.
+        ws=notifier_protocol(notifier.restart_window_ms),
+        # Pings by uvicorn; a peer that does not answer is dropped. None turns either off.
+        ws_ping_interval=notifier.ping_interval_ms / 1000 or None,
+        ws_ping_timeout=notifier.ping_timeout_ms / 1000 or None,
+        # On shutdown a client that reads nothing would hold its socket's close open for ever.
+        timeout_graceful_shutdown=math.ceil(notifier.close_timeout_ms / 1000) + 1,
     )
 
 

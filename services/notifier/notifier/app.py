@@ -6,13 +6,17 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 
+from notifier.admission import HandshakeBucket
 from notifier.auth import TokenVerifier, query_token_auth
 from notifier.endpoint import ws_route
 from notifier.health import health_routes
@@ -23,6 +27,7 @@ from notifier.presence import RedisPresence
 from notifier.recovery import RedisHistory
 from notifier.settings import NotifierSettings
 from notifier.source import RedisEventSource
+from shared.connections import RETRY_ON
 from shared.db.session import create_engine, create_sessionmaker
 from shared.notifications import NotificationRepository
 from shared.recentlogs import RecentLogs
@@ -43,19 +48,36 @@ def create_app(
 
     With `database`, it also stores users' notifications there; without, it only pushes.
     """
-    # A blocking pool: a burst of catch-ups waits for a free connection rather than failing.
-    pool = BlockingConnectionPool.from_url(
-        redis.url,
-        max_connections=notifier.redis_max_connections,
-        timeout=notifier.redis_timeout_ms / 1000,
-        protocol=2,
-        socket_connect_timeout=notifier.redis_timeout_ms / 1000,
-        # Longer than a blocking read, so only a dead connection times out.
-        socket_timeout=(notifier.read_block_ms + notifier.redis_timeout_ms) / 1000,
-    )
-    client = Redis.from_pool(pool)
+    timeout_s = notifier.redis_timeout_ms / 1000
+    # Longer than a blocking read, so only a dead connection times out.
+    socket_timeout_s = (notifier.read_block_ms + notifier.redis_timeout_ms) / 1000
+    if redis.cluster:
+        # Typed as Redis, as in shared.connections. It has no blocking pool: past
+        # `redis_max_connections` to one node a command fails at once and its caller retries.
+        client = cast(
+            Redis,
+            RedisCluster.from_url(
+                redis.url,
+                max_connections=notifier.redis_max_connections,
+                protocol=2,
+                socket_connect_timeout=timeout_s,
+                socket_timeout=socket_timeout_s,
+                retry_on_error=list(RETRY_ON),
+            ),
+        )
+    else:
+        # A blocking pool: a burst of catch-ups waits for a free connection rather than failing.
+        pool = BlockingConnectionPool.from_url(
+            redis.url,
+            max_connections=notifier.redis_max_connections,
+            timeout=timeout_s,
+            protocol=2,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=socket_timeout_s,
+        )
+        client = Redis.from_pool(pool)
     hub = Hub()
-    source = RedisEventSource(client, queues.names, hub, notifier)
+    source = RedisEventSource(client, queues.names, hub, notifier, cluster=redis.cluster)
     history = RedisHistory(client, notifier.catch_up_page_size, notifier.catch_up_max_entries)
     instance = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
     presence = RedisPresence(
@@ -74,6 +96,7 @@ def create_app(
             queues.names,
             notifier,
             consumer=instance,
+            cluster=redis.cluster,
         )
     )
     listener = (
@@ -84,7 +107,8 @@ def create_app(
     if listener is not None:
         follow_log_level(listener)
     writer_stats = None if writer is None else writer.stats
-    collector = NotifierCollector(hub, source.stats, writer_stats)
+    handshakes = HandshakeBucket(notifier.admit_rate_per_s, notifier.admit_burst, time.monotonic())
+    collector = NotifierCollector(hub, handshakes, source.stats, writer_stats)
 
     @asynccontextmanager
     async def running(_: Litestar) -> AsyncIterator[None]:
@@ -121,6 +145,7 @@ def create_app(
                 tokens=TokenVerifier(jwt),
                 history=history,
                 presence=presence,
+                handshakes=handshakes,
                 queues=queues.names,
                 settings=notifier,
             ),

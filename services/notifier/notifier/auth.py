@@ -1,12 +1,14 @@
-"""Authentication at the WebSocket handshake: a JWT in the `token` query parameter.
+"""Authentication of a WebSocket: a JWT in the `token` query parameter, or in the first message.
 
 Browsers cannot set headers on a WebSocket handshake nor read the status of a refused one, so the
 token comes in the query string and a refused client is accepted, then closed with 4401 and a
-reason it can read.
+reason it can read. A client that keeps its token out of URLs (and so out of proxy logs) connects
+without `token` and sends it in an `auth` message first, within a short deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ import jwt
 import msgspec
 from litestar.connection import ASGIConnection, WebSocket
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.security.jwt import JWTAuth, Token
@@ -25,6 +27,8 @@ from litestar.security.jwt.middleware import JWTAuthenticationMiddleware
 from shared.contracts.ws import (
     CLOSE_REASON_MAX_BYTES,
     CLOSE_UNAUTHORIZED,
+    Auth,
+    ClientMessage,
     Role,
     SubscriptionClaims,
 )
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
 QUERY_PARAMETER = "token"
 
 logger = logging.getLogger(__name__)
+
+_client_message = msgspec.json.Decoder(ClientMessage)
 
 
 @dataclass
@@ -103,12 +109,46 @@ class TokenVerifier:
             raise InvalidSubscriptionError(str(exc)) from exc
 
 
+async def first_message_identity(
+    socket: WebSocket[Any, Any, Any], tokens: TokenVerifier, *, timeout_s: float, max_bytes: int
+) -> Identity:
+    """The identity in the `auth` message an accepted client sends first, within `timeout_s`.
+
+    NotAuthorizedException, saying why, when none comes in time, the first message is another,
+    or its token is refused; WebSocketDisconnect when the client leaves first.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            event = await socket.receive()
+    except TimeoutError:
+        raise NotAuthorizedException(f"no auth message within {timeout_s:g} s") from None
+    if event["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(detail="disconnect event", code=event["code"])
+    text = event.get("text")
+    data = text if isinstance(text, str) else event.get("bytes")
+    if not isinstance(data, str | bytes):
+        data = b""
+    if len(data) > max_bytes:
+        raise NotAuthorizedException(f"auth message over {max_bytes} bytes")
+    try:
+        message = _client_message.decode(data)
+    except msgspec.DecodeError:
+        message = None
+    if not isinstance(message, Auth):
+        raise NotAuthorizedException("the first message must be auth, or connect with a token")
+    return tokens.identity(message.token)
+
+
 class InvalidSubscriptionError(Exception):
     """A subscription token is malformed, expired, badly signed or not a subscription token."""
 
 
 class QueryTokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
-    """Litestar's JWT middleware reading `?token=` and refusing WebSockets with a close code."""
+    """Litestar's JWT middleware reading `?token=` and refusing WebSockets with a close code.
+
+    A WebSocket without a `token` parameter goes on with no user: its handler expects the token
+    in the first message.
+    """
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -123,6 +163,10 @@ class QueryTokenAuthenticationMiddleware(JWTAuthenticationMiddleware):
         """Authenticate a WebSocket before its handler runs; other scopes go the usual way."""
         if scope["type"] != ScopeType.WEBSOCKET:
             await super().__call__(scope, receive, send)
+            return
+        if QUERY_PARAMETER not in ASGIConnection(scope).query_params:
+            scope["user"] = None
+            await self.app(scope, receive, send)
             return
         try:
             result = await self.authenticate_request(ASGIConnection(scope))

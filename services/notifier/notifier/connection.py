@@ -1,4 +1,4 @@
-"""One client socket as the hub sees it: bounded pushes, a catch-up buffer, and its own reading."""
+"""One client socket as the hub sees it: pushes that never wait, a bounded send buffer, reading."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from litestar import WebSocket
@@ -16,6 +18,11 @@ from notifier.recovery import entry_order
 from shared.contracts.ws import CLOSE_MESSAGE_TOO_BIG, CLOSE_SLOW_CONSUMER, parse_offset
 
 logger = logging.getLogger(__name__)
+
+# What a send to a client that is gone raises: the ASGI server's OSError, Litestar's disconnect,
+# and uvicorn's RuntimeError for a send after it closed the connection itself (no pong) and
+# before it has told the app.
+_GONE = (WebSocketDisconnect, OSError, RuntimeError)
 
 
 class MessageHandler(Protocol):
@@ -34,22 +41,29 @@ class MessageHandler(Protocol):
 class SocketConnection:
     """One authenticated client socket, as a hub `Connection`.
 
-    A push writes straight to the socket. Under uvicorn a send returns at once while the
-    transport's write buffer is below its high-water mark and waits once it is above, so the
-    transport buffer is the per-client bound: a push that would wait longer than `send_timeout_s`
-    marks the client slow, and its own handler closes it. No queue and no task per client.
+    A push writes straight to the socket when the socket takes it without waiting, which is the
+    usual case: no queue and no task per client, no timer per push. Under uvicorn a send waits
+    only while the transport's write buffer is above its high-water mark, and then before it
+    writes anything. A push that would wait goes instead to this client's send buffer, which the
+    client's own task (the one reading its messages) writes out as fast as the client reads.
+    The buffer is bounded in messages and in bytes; past either the client is closed 4408 as slow,
+    and may come back with its offsets to catch up.
 
-    While the client catches up, live pushes are held in a bounded buffer instead, and written
-    after the history, skipping any the history already held.
+    While the client catches up, live pushes are held in the same buffer and written after the
+    history, skipping any the history already held.
     """
 
     __slots__ = (
-        "_buffer",
-        "_buffer_max",
         "_closing",
+        "_gone",
+        "_holding",
+        "_max_buffer_bytes",
+        "_max_buffer_messages",
         "_max_message_bytes",
-        "_send_timeout_s",
+        "_pending",
+        "_pending_bytes",
         "_socket",
+        "_waiting",
         "close_with",
         "identity",
     )
@@ -59,18 +73,27 @@ class SocketConnection:
         socket: WebSocket[Any, Any, Any],
         identity: Identity,
         *,
-        send_timeout_s: float,
         max_message_bytes: int,
-        buffer_max: int,
+        max_buffer_messages: int,
+        max_buffer_bytes: int,
     ) -> None:
         self._socket = socket
-        self._send_timeout_s = send_timeout_s
         self._max_message_bytes = max_message_bytes
-        self._buffer_max = buffer_max
-        self._buffer: deque[tuple[str, str]] | None = None
+        self._max_buffer_messages = max_buffer_messages
+        self._max_buffer_bytes = max_buffer_bytes
+        # Frames for the client's own task to write, as (offset, frame, size in bytes); None while
+        # pushes go straight to the socket. Never empty while not holding.
+        self._pending: deque[tuple[str, str, int]] | None = None
+        self._pending_bytes = 0
+        # Catching up: pending frames wait for `release_live_events`.
+        self._holding = False
+        # A send failed: the client is gone, and nothing is to be sent to it, not even a close.
+        self._gone = False
+        # The scope the client's own task runs in, and its wait for the client's next message.
         self._closing: asyncio.Timeout | None = None
+        self._waiting: asyncio.Timeout | None = None
         self.identity = identity
-        # The close code and reason the client's own handler ends the connection with, if any.
+        # The close code and reason the client's own task ends the connection with, if any.
         self.close_with: tuple[int, str] | None = None
 
     @property
@@ -78,92 +101,170 @@ class SocketConnection:
         """Admins see an error's detail."""
         return self.identity.role == "ADMIN"
 
-    def hold_live_events(self) -> None:
-        """Buffer live pushes until `release_live_events`, while the history is sent."""
-        self._buffer = deque()
+    @property
+    def buffered(self) -> tuple[int, int]:
+        """Messages and bytes in the send buffer now."""
+        return (0 if self._pending is None else len(self._pending)), self._pending_bytes
 
-    async def release_live_events(self, recovered_up_to: dict[str, str]) -> bool:
-        """Send the held pushes not already recovered, then push live again; False if dropped.
-
-        `recovered_up_to` holds, per queue, the last entry id sent from the history.
-        """
-        held = self._buffer
-        if held is None:
-            return self.close_with is None
-        last = {queue: entry_order(entry_id) for queue, entry_id in recovered_up_to.items()}
-        # Pushes that arrive while these are written join the end of the buffer; it is
-        # dropped only once empty, with no await in between, so none is lost at the switch.
-        while held:
-            offset, frame = held.popleft()
-            queue, entry_id = parse_offset(offset)
-            if queue in last and entry_order(entry_id) <= last[queue]:
-                continue
-            if not await self.send(frame) or self._buffer is None:
-                return False
-        self._buffer = None
-        return True
-
-    async def push(self, frame: str, offset: str) -> bool:
-        """Send a live event's frame, or hold it while catching up."""
-        if self.close_with is not None:
-            return False
-        if self._buffer is None:
-            return await self.send(frame)
-        if len(self._buffer) >= self._buffer_max:
-            self._drop(CLOSE_SLOW_CONSUMER, "slow consumer: too many events during catch-up")
-            return False
-        self._buffer.append((offset, frame))
-        return True
-
-    async def send(self, frame: str) -> bool:
-        """Send one frame, or report that this client is gone or too slow to keep."""
-        try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await self._socket.send_data(frame)
-        except TimeoutError:
-            self._drop(CLOSE_SLOW_CONSUMER, "slow consumer")
-            return False
-        except (WebSocketDisconnect, OSError) as exc:
-            logger.debug("push to %s failed, client gone: %r", self.identity.sub, exc)
-            return False
-        return True
-
-    async def wait_until_done(self, handler: MessageHandler) -> None:
-        """Hand what the client sends to `handler` until the client leaves or must be closed."""
+    @asynccontextmanager
+    async def lifetime(self) -> AsyncIterator[None]:
+        """The client's own task runs in here; closing the client (too slow, say) ends it."""
         try:
             async with asyncio.timeout(None) as closing:
                 self._closing = closing
-                while self.close_with is None:
-                    message = await self._receive_until(handler.wake_at())
-                    if message is None:
-                        await handler.on_wake()
-                    elif len(message) > self._max_message_bytes:
-                        reason = f"message too big: limit {self._max_message_bytes} bytes"
-                        self.close_with = (CLOSE_MESSAGE_TOO_BIG, reason)
-                    else:
-                        await handler.on_message(message)
-        except WebSocketDisconnect:
-            return
+                yield
         except TimeoutError:
-            if self.close_with is None:
+            if self.close_with is None and not self._gone:
                 raise
         finally:
             self._closing = None
 
+    def hold_live_events(self) -> None:
+        """Buffer live pushes until `release_live_events`, while the history is sent."""
+        self._pending = deque()
+        self._holding = True
+
+    async def release_live_events(self, recovered_up_to: Mapping[str, str]) -> bool:
+        """Send the held pushes not already recovered, then push live again; False if dropped.
+
+        `recovered_up_to` holds, per queue, the last entry id sent from the history.
+        """
+        last = {queue: entry_order(entry_id) for queue, entry_id in recovered_up_to.items()}
+        return await self._flush(last)
+
+    async def push(self, frame: str, offset: str) -> bool:
+        """Write a live event's frame, or buffer it; never waits. False: drop this client."""
+        if self.close_with is not None or self._gone:
+            return False
+        if self._pending is None:
+            try:
+                if self._write_now(frame):
+                    return True
+            except _GONE as exc:
+                self._lose(exc)
+                return False
+            self._pending = deque()
+            self._wake()
+        return self._buffer(offset, frame)
+
+    async def send(self, frame: str) -> bool:
+        """Write a frame from the client's own task, after those buffered; False once it is gone.
+
+        It waits as long as the client takes to read: memory stays bounded meanwhile, since the
+        pushes that arrive go to the bounded buffer, and a peer that stopped answering pings is
+        disconnected, which ends the wait.
+        """
+        if self._pending and not self._holding and not await self._flush(None):
+            return False
+        return await self._write(frame)
+
+    async def wait_until_done(self, handler: MessageHandler) -> None:
+        """Hand what the client sends to `handler`, and write out the buffer, until it ends."""
+        try:
+            while self.close_with is None and not self._gone:
+                if self._pending:
+                    if not await self._flush(None):
+                        return
+                    continue
+                message = await self._receive_until(handler.wake_at())
+                if message is None:
+                    # Woken to write the buffer, or ended meanwhile: not the handler's time yet.
+                    if not self._pending and self.close_with is None and not self._gone:
+                        await handler.on_wake()
+                elif len(message) > self._max_message_bytes:
+                    reason = f"message too big: limit {self._max_message_bytes} bytes"
+                    self.close_with = (CLOSE_MESSAGE_TOO_BIG, reason)
+                else:
+                    await handler.on_message(message)
+        except WebSocketDisconnect:
+            return
+
     def close(self, code: int, reason: str) -> None:
-        """Have the client's handler close the connection with this code once it gets to it."""
+        """Have the client's own task close the connection with this code once it gets to it."""
         self._drop(code, reason)
 
+    def _write_now(self, frame: str) -> bool:
+        """Write `frame` if the socket takes it without waiting; else False, having written nothing.
+
+        The send is stepped once instead of awaited: one that completes did not wait, and one that
+        would wait is abandoned at its first suspension, which under uvicorn's sans-I/O WebSocket
+        protocol (the one `python -m notifier` runs, see `wsprotocol`) comes before anything is
+        written. A timeout per push would do the same at several times the cost (a timer handle
+        per delivery, measured: about 9 µs against 1.5 µs for the step).
+        """
+        sending = self._socket.send_data(frame)
+        try:
+            sending.send(None)
+        except StopIteration:
+            return True
+        sending.close()
+        return False
+
+    def _buffer(self, offset: str, frame: str) -> bool:
+        pending = self._pending
+        if pending is None:
+            return False
+        size = len(frame) if frame.isascii() else len(frame.encode())
+        if len(pending) >= self._max_buffer_messages:
+            self._drop(
+                CLOSE_SLOW_CONSUMER,
+                f"slow consumer: more than {self._max_buffer_messages} messages waiting",
+            )
+            return False
+        if self._pending_bytes + size > self._max_buffer_bytes:
+            self._drop(
+                CLOSE_SLOW_CONSUMER,
+                f"slow consumer: more than {self._max_buffer_bytes} bytes waiting",
+            )
+            return False
+        pending.append((offset, frame, size))
+        self._pending_bytes += size
+        return True
+
+    async def _flush(self, skip_up_to: Mapping[str, tuple[int, int]] | None) -> bool:
+        """Write the buffer out in order, then push straight again; False if the client is gone.
+
+        With `skip_up_to` (after a catch-up), frames at or before a queue's entry are skipped.
+        Pushes that arrive while it writes join the end of the buffer; the buffer is dropped only
+        once empty, with no await in between, so none is lost or reordered at the switch.
+        """
+        pending = self._pending
+        if pending is None:
+            return self.close_with is None and not self._gone
+        while pending:
+            offset, frame, size = pending.popleft()
+            self._pending_bytes -= size
+            if skip_up_to is not None:
+                queue, entry_id = parse_offset(offset)
+                if queue in skip_up_to and entry_order(entry_id) <= skip_up_to[queue]:
+                    continue
+            if not await self._write(frame) or self._pending is not pending:
+                return False
+        self._pending = None
+        self._holding = False
+        return True
+
+    async def _write(self, frame: str) -> bool:
+        try:
+            await self._socket.send_data(frame)
+        except _GONE as exc:
+            self._lose(exc)
+            return False
+        return True
+
     async def _receive_until(self, wake_at: float) -> bytes | None:
-        # None once the wall clock reaches `wake_at` with nothing received.
+        # None once the wall clock reaches `wake_at` with nothing received, or when woken.
         delay_s = max(0.0, wake_at - time.time())
         try:
-            async with asyncio.timeout(delay_s) as waking:
+            async with asyncio.timeout(delay_s) as waiting:
+                self._waiting = waiting
                 return await self._receive()
         except TimeoutError:
-            if waking.expired():
+            if waiting.expired():
                 return None
             raise
+        finally:
+            self._waiting = None
 
     async def _receive(self) -> bytes:
         event = await self._socket.receive()
@@ -175,10 +276,26 @@ class SocketConnection:
         data = event.get("bytes")
         return data if isinstance(data, bytes) else b""
 
+    def _wake(self) -> None:
+        # The client's own task waits for a message: have it write the buffer first.
+        if self._waiting is not None and not self._waiting.expired():
+            self._waiting.reschedule(-1)
+
     def _drop(self, code: int, reason: str) -> None:
-        self.close_with = (code, reason)
-        self._buffer = None
-        # Expiring the scope that `wait_until_done` sits in wakes the client's own task, which
-        # then does the closing; the hub never waits for it.
-        if self._closing is not None:
+        if not self._gone:
+            self.close_with = (code, reason)
+        self._end()
+
+    def _lose(self, error: BaseException) -> None:
+        logger.debug("send to %s failed, client gone: %r", self.identity.sub, error)
+        self._gone = True
+        self._end()
+
+    def _end(self) -> None:
+        self._pending = None
+        self._pending_bytes = 0
+        self._holding = False
+        # Expiring the scope that the client's own task runs in wakes it, and it then does the
+        # closing, if any; the hub never waits for it.
+        if self._closing is not None and not self._closing.expired():
             self._closing.reschedule(-1)

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from litestar import WebSocket, websocket
-from litestar.exceptions import WebSocketDisconnect
+from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from litestar.handlers import WebsocketRouteHandler
 from litestar.middleware import DefineMiddleware
 from redis.exceptions import RedisError
 
-from notifier.auth import Identity, TokenVerifier
+from notifier.admission import HandshakeBucket, admission
+from notifier.auth import Identity, TokenVerifier, first_message_identity
 from notifier.connection import SocketConnection
 from notifier.frames import EventFrames
 from notifier.hub import Hub
@@ -27,6 +28,7 @@ from shared.contracts.ws import (
     CLOSE_BAD_REQUEST,
     CLOSE_REASON_MAX_BYTES,
     CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHORIZED,
     OffsetError,
     Resync,
     Welcome,
@@ -47,34 +49,53 @@ def ws_route(
     tokens: TokenVerifier,
     history: RedisHistory,
     presence: RedisPresence,
+    handshakes: HandshakeBucket,
     queues: Sequence[str],
     settings: NotifierSettings,
 ) -> WebsocketRouteHandler:
     """The `/ws` route handler, bound to its hub and the events history."""
     close_timeout_s = settings.close_timeout_ms / 1000
 
-    # The origin is checked before the token: a page on a foreign origin learns nothing more.
-    @websocket("/ws", middleware=[origin_check(settings.allowed_origins), auth])
-    async def notifications(socket: WebSocket[Identity, Any, Any]) -> None:
+    # Cheapest refusal first: over the handshake rate, nothing else is looked at. The origin is
+    # checked before the token: a page on a foreign origin learns nothing more.
+    @websocket(
+        "/ws", middleware=[admission(handshakes), origin_check(settings.allowed_origins), auth]
+    )
+    async def notifications(socket: WebSocket[Identity | None, Any, Any]) -> None:
         """Push the events of the client's rooms until it leaves."""
+        await socket.accept()
         identity = socket.user
+        if identity is None:
+            try:
+                identity = await first_message_identity(
+                    socket,
+                    tokens,
+                    timeout_s=settings.auth_timeout_ms / 1000,
+                    max_bytes=settings.max_message_bytes,
+                )
+            except NotAuthorizedException as exc:
+                logger.info("websocket refused: %s", exc.detail)
+                reason = f"unauthorized: {exc.detail}"
+                await _close(socket, CLOSE_UNAUTHORIZED, reason, close_timeout_s)
+                return
+            except WebSocketDisconnect:
+                return
         connection = SocketConnection(
             socket,
             identity,
-            send_timeout_s=settings.send_timeout_ms / 1000,
             max_message_bytes=settings.max_message_bytes,
-            buffer_max=settings.catch_up_buffer_max,
+            max_buffer_messages=settings.send_buffer_messages,
+            max_buffer_bytes=settings.send_buffer_bytes,
         )
         rooms = (user_room(identity.sub), role_room(identity.role))
-        await socket.accept()
         try:
             since = _since(socket.query_params.get(SINCE_PARAMETER), queues)
         except OffsetError as exc:
             await _close(socket, CLOSE_BAD_REQUEST, f"bad since: {exc}", close_timeout_s)
             return
-        await socket.send_data(
-            encoder.encode(Welcome(sub=identity.sub, role=identity.role, rooms=rooms)).decode()
-        )
+        welcome = Welcome(sub=identity.sub, role=identity.role, rooms=rooms)
+        if not await connection.send(encoder.encode(welcome).decode()):
+            return
         if since:
             connection.hold_live_events()
         # Joined with no await after the welcome went out: every event published after the
@@ -83,17 +104,18 @@ def ws_route(
         member = presence.member(identity.sub)
         presence.enter(member, rooms)
         try:
-            if not since or await _catch_up(connection, history, since, frozenset(rooms)):
-                session = Session(
-                    connection,
-                    hub,
-                    tokens,
-                    presence,
-                    member=member,
-                    warn_s=settings.token_warn_s,
-                    max_entity_rooms=settings.max_entity_rooms,
-                )
-                await connection.wait_until_done(session)
+            async with connection.lifetime():
+                if not since or await _catch_up(connection, history, since, frozenset(rooms)):
+                    session = Session(
+                        connection,
+                        hub,
+                        tokens,
+                        presence,
+                        member=member,
+                        warn_s=settings.token_warn_s,
+                        max_entity_rooms=settings.max_entity_rooms,
+                    )
+                    await connection.wait_until_done(session)
         finally:
             presence.leave(member, hub.rooms_of(connection))
             hub.leave(connection)
@@ -152,7 +174,8 @@ async def _close(
     try:
         async with asyncio.timeout(timeout_s):
             await socket.close(code=code, reason=reason)
-    except (TimeoutError, WebSocketDisconnect, OSError) as exc:
+    except (TimeoutError, WebSocketDisconnect, OSError, RuntimeError) as exc:
         # A slow client's close frame waits behind a full buffer; the server drops the
-        # transport when the handler returns.
+        # transport when the handler returns. (uvicorn raises RuntimeError when it has closed
+        # the connection itself, a peer that stopped answering pings, and not yet said so.)
         logger.debug("close frame not sent: %r", exc)

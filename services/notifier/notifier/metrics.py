@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from notifier.admission import HandshakeBucket
 from notifier.hub import Hub
 from notifier.persist import WriterStats
 from notifier.source import EventSourceStats
@@ -22,8 +23,15 @@ from notifier.source import EventSourceStats
 class NotifierCollector(Collector):
     """Connections and messages, counted by the hub as plain integers and exported on scrape."""
 
-    def __init__(self, hub: Hub, source: EventSourceStats, writer: WriterStats | None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        handshakes: HandshakeBucket,
+        source: EventSourceStats,
+        writer: WriterStats | None,
+    ) -> None:
         self._hub = hub
+        self._handshakes = handshakes
         self._source = source
         self._writer = writer
 
@@ -43,6 +51,11 @@ class NotifierCollector(Collector):
             "conduit_notifier_connections_dropped",
             "Connections dropped because a push failed: too slow or already gone.",
             value=self._hub.connections_dropped,
+        )
+        yield CounterMetricFamily(
+            "conduit_notifier_handshakes_refused",
+            "WebSocket handshakes closed with 1013 because they came over the admission rate.",
+            value=self._handshakes.refused,
         )
         yield CounterMetricFamily(
             "conduit_notifier_events_read",

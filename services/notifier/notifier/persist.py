@@ -7,7 +7,8 @@ Storing is idempotent (the entry's offset is unique in the table), so an entry s
 claim or a retry, still makes one row. While PostgreSQL is down an instance keeps its batch and
 retries it; the entries behind it wait in Redis, so the backlog costs no memory here and survives
 a restart, bounded by the events streams' retention. Pushing to clients is another loop and
-never waits for any of this.
+never waits for any of this. On a Redis Cluster the streams are read per slot, as the source
+reads them (notifier.source), with one batch stored at a time.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from notifier.cancellation import stop_if_cancelled
 from notifier.settings import NotifierSettings
+from notifier.source import REDIS_FAILURES, read_groups
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobCompleted, JobDeadLettered, JobEvent
 from shared.contracts.jobs import SYSTEM_OWNER
@@ -93,23 +95,44 @@ class NotificationWriter:
         queues: Sequence[str],
         settings: NotifierSettings,
         consumer: str,
+        *,
+        cluster: bool = False,
     ) -> None:
         self._redis = redis
         self._repository = repository
         self._queue_of = {QueueKeys(queue).events.encode(): queue for queue in queues}
+        self._groups = read_groups(self._queue_of, cluster=cluster)
         self._settings = settings
         self._consumer = consumer
-        self._groups_ready = False
-        self._next_claim = 0.0
+        # One batch is stored and acknowledged at a time, so `stats` tells of that batch.
+        self._storing = asyncio.Lock()
         self.stats = WriterStats()
 
     async def run(self) -> None:
         """Store notifications until cancelled; Redis and PostgreSQL failures are retried."""
+        if len(self._groups) == 1:
+            await self._follow(self._groups[0])
+            return
+        async with asyncio.TaskGroup() as tasks:
+            for index, streams in enumerate(self._groups):
+                tasks.create_task(self._follow(streams), name=f"notifier-writer-{index}")
+
+    async def _follow(self, streams: tuple[bytes, ...]) -> None:
         delay_s = self._settings.retry_min_ms / 1000
+        groups_ready = False
+        next_claim = 0.0
         while True:
             try:
-                batches = await self._next_batches()
-            except (RedisError, OSError) as exc:
+                if not groups_ready:
+                    await self._create_groups(streams)
+                    groups_ready = True
+                batches: list[tuple[bytes, Entries]] = []
+                if time.monotonic() >= next_claim:
+                    next_claim = time.monotonic() + self._settings.persist_claim_idle_ms / 2000
+                    batches = await self._claim_stale(streams)
+                if not batches:
+                    batches = await self._read_new(streams)
+            except REDIS_FAILURES as exc:
                 stop_if_cancelled()
                 logger.warning("reading events to store failed, retrying: %r", exc)
                 await self._pause(delay_s)
@@ -118,39 +141,36 @@ class NotificationWriter:
             stop_if_cancelled()
             delay_s = self._settings.retry_min_ms / 1000
             for stream, entries in batches:
-                await self._store(stream, entries)
+                self.stats.in_hand += len(entries)
+                try:
+                    async with self._storing:
+                        await self._store(stream, entries)
+                finally:
+                    self.stats.in_hand -= len(entries)
 
-    async def _next_batches(self) -> list[tuple[bytes, Entries]]:
-        if not self._groups_ready:
-            await self._create_groups()
-        if time.monotonic() >= self._next_claim:
-            self._next_claim = time.monotonic() + self._settings.persist_claim_idle_ms / 2000
-            claimed = await self._claim_stale()
-            if claimed:
-                return claimed
+    async def _read_new(self, streams: tuple[bytes, ...]) -> list[tuple[bytes, Entries]]:
         response = await self._redis.xreadgroup(
             NOTIFICATION_GROUP,
             self._consumer,
-            dict.fromkeys(self._queue_of, ">"),
+            dict.fromkeys(streams, ">"),
             count=self._settings.read_count,
             block=self._settings.read_block_ms,
         )
         return cast(list[tuple[bytes, Entries]], response or [])
 
-    async def _create_groups(self) -> None:
-        for stream in self._queue_of:
+    async def _create_groups(self, streams: tuple[bytes, ...]) -> None:
+        for stream in streams:
             try:
                 # From the start of the history: events written before any notifier ran count.
                 await self._redis.xgroup_create(stream, NOTIFICATION_GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        self._groups_ready = True
 
-    async def _claim_stale(self) -> list[tuple[bytes, Entries]]:
+    async def _claim_stale(self, streams: tuple[bytes, ...]) -> list[tuple[bytes, Entries]]:
         """Entries another instance (or this one, before a reconnect) read but never stored."""
         claimed: list[tuple[bytes, Entries]] = []
-        for stream in self._queue_of:
+        for stream in streams:
             response = await self._redis.xautoclaim(
                 stream,
                 NOTIFICATION_GROUP,
@@ -170,7 +190,6 @@ class NotificationWriter:
             for entry_id, fields in entries
             if (notification := _notification_of_entry(queue, entry_id, fields)) is not None
         ]
-        self.stats.in_hand = len(entries)
         await self._insert_until_stored(notifications)
         ids = [entry_id for entry_id, _ in entries]
         delay_s = self._settings.retry_min_ms / 1000
@@ -178,13 +197,12 @@ class NotificationWriter:
             try:
                 await self._redis.xack(stream, NOTIFICATION_GROUP, *ids)
                 break
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 stop_if_cancelled()
                 # Unacknowledged, the entries would be claimed and stored again: harmless.
                 logger.warning("acknowledging stored events failed, retrying: %r", exc)
                 await self._pause(delay_s)
                 delay_s = min(delay_s * 2, self._settings.retry_max_ms / 1000)
-        self.stats.in_hand = 0
 
     async def _insert_until_stored(self, notifications: list[NewNotification]) -> None:
         delay_s = self._settings.retry_min_ms / 1000

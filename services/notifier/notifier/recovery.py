@@ -13,7 +13,8 @@ from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, ResponseError
 
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobEvent
@@ -83,6 +84,7 @@ class RedisHistory:
     async def _page(
         self, stream: str, after: str
     ) -> tuple[list[tuple[bytes, dict[bytes, bytes]]], dict[str, Any] | None]:
+        # One key, hence one slot: the transaction is valid on a Redis Cluster too.
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xrange(stream, min=f"({after}", count=self._page_size)
             pipe.xinfo_stream(stream)
@@ -92,6 +94,9 @@ class RedisHistory:
                 if "no such key" not in str(exc):
                     raise
                 return [], None
+            except RedisClusterException as exc:
+                # No node of the cluster answers: an outage, as a RedisError says to callers.
+                raise RedisConnectionError(f"Redis Cluster unreachable: {exc}") from exc
         return cast(list[tuple[bytes, dict[bytes, bytes]]], entries), cast(dict[str, Any], info)
 
 

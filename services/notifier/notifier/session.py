@@ -16,6 +16,7 @@ from notifier.presence import RedisPresence, has_presence
 from shared.contracts.codec import encoder
 from shared.contracts.ws import (
     CLOSE_UNAUTHORIZED,
+    Auth,
     ClientMessage,
     Error,
     Join,
@@ -96,6 +97,9 @@ class Session:
             await self._join(command)
         elif isinstance(command, Leave):
             await self._leave(command)
+        elif isinstance(command, Auth):
+            reason = "auth refused: already authenticated; send refresh for a new token"
+            await self._send(Error(reason=reason))
         else:
             await self._answer_presence(command)
 

@@ -20,15 +20,28 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     read_count: int = 100
     retry_min_ms: int = 100
     retry_max_ms: int = 5_000
-    # How long a push may wait for a client whose transport write buffer is full before the
-    # client is dropped as slow; 0 means not at all.
-    send_timeout_ms: int = 0
     close_timeout_ms: int = 1_000
-    # Catch-up: entries read per XRANGE, the most a client may have missed before it is told to
-    # resync instead, and the live events held for it meanwhile before it counts as slow.
+    # Frames waiting for one client, while its socket takes no more or while it catches up: past
+    # either bound it is closed 4408 as slow (it may come back with its offsets and catch up).
+    # Memory per client stays under this plus the transport's own 64 KiB high-water mark.
+    send_buffer_messages: int = 1_000
+    send_buffer_bytes: int = 1_048_576
+    # Catch-up: entries read per XRANGE, and the most a client may have missed before it is told
+    # to resync instead.
     catch_up_page_size: int = 500
     catch_up_max_entries: int = 10_000
-    catch_up_buffer_max: int = 1_000
+    # A client that connects without `?token=` must send its `auth` message within this.
+    auth_timeout_ms: int = 3_000
+    # WebSocket pings (uvicorn's): one every interval; a peer that has not answered within the
+    # timeout is dropped. 0 turns either off.
+    ping_interval_ms: int = 20_000
+    ping_timeout_ms: int = 20_000
+    # On shutdown each client is told to come back after a random delay within this window.
+    restart_window_ms: int = 5_000
+    # Handshakes admitted per second on average, and at once; over it a client is closed 1013
+    # with the time to retry after.
+    admit_rate_per_s: float = 500.0
+    admit_burst: int = 1_000
     # Stored notifications: how long an entry read by an instance may stay unstored before
     # another instance claims it (a dead instance's), and how long one insert may take.
     persist_claim_idle_ms: int = 30_000
@@ -51,16 +64,13 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
     redis_max_connections: int = 50
 
     def __post_init__(self) -> None:
+        self._check_clients()
         if self.read_block_ms < 1 or self.read_count < 1:
             raise SettingsError("NOTIFIER_READ_BLOCK_MS and NOTIFIER_READ_COUNT must be positive")
         if not 0 < self.retry_min_ms <= self.retry_max_ms:
             raise SettingsError("need 0 < NOTIFIER_RETRY_MIN_MS <= NOTIFIER_RETRY_MAX_MS")
         if self.redis_max_connections < 4:
             raise SettingsError("NOTIFIER_REDIS_MAX_CONNECTIONS must be at least 4")
-        if self.send_timeout_ms < 0 or self.close_timeout_ms < 0 or self.redis_timeout_ms < 1:
-            raise SettingsError("NOTIFIER_*_TIMEOUT_MS must not be negative")
-        if min(self.catch_up_page_size, self.catch_up_max_entries, self.catch_up_buffer_max) < 1:
-            raise SettingsError("NOTIFIER_CATCH_UP_* must be positive")
         if self.persist_claim_idle_ms < 1 or self.persist_timeout_ms < 1:
             raise SettingsError("NOTIFIER_PERSIST_* must be positive")
         if self.presence_ttl_ms < 300 or self.presence_flush_ms < 1:
@@ -71,3 +81,20 @@ class NotifierSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("NOTIFIER_TOKEN_WARN_S must not be negative")
         if self.max_message_bytes < 256:
             raise SettingsError("NOTIFIER_MAX_MESSAGE_BYTES must be at least 256")
+
+    def _check_clients(self) -> None:
+        """The limits of serving clients: timeouts, send buffers, keepalive and admission."""
+        if min(self.close_timeout_ms, self.ping_interval_ms, self.ping_timeout_ms) < 0:
+            raise SettingsError("NOTIFIER_*_TIMEOUT_MS and _INTERVAL_MS must not be negative")
+        if self.redis_timeout_ms < 1 or self.auth_timeout_ms < 1:
+            raise SettingsError("NOTIFIER_REDIS_TIMEOUT_MS and _AUTH_TIMEOUT_MS must be positive")
+        if min(self.catch_up_page_size, self.catch_up_max_entries) < 1:
+            raise SettingsError("NOTIFIER_CATCH_UP_* must be positive")
+        if self.send_buffer_messages < 1 or self.send_buffer_bytes < 1_024:
+            raise SettingsError(
+                "need NOTIFIER_SEND_BUFFER_MESSAGES >= 1 and NOTIFIER_SEND_BUFFER_BYTES >= 1024"
+            )
+        if self.restart_window_ms < 0:
+            raise SettingsError("NOTIFIER_RESTART_WINDOW_MS must not be negative")
+        if not (self.admit_rate_per_s > 0 and self.admit_burst >= 1):
+            raise SettingsError("need NOTIFIER_ADMIT_RATE_PER_S > 0 and NOTIFIER_ADMIT_BURST >= 1")

@@ -1,16 +1,24 @@
-"""The event source: reads every queue's events stream and hands each event to the hub."""
+"""The event source: reads every queue's events stream and hands each event to the hub.
+
+On one Redis node a single XREAD follows every stream. A Redis Cluster refuses one command over
+keys of several slots (CROSSSLOT), even when one node serves them all, so there the streams are
+read in groups of one slot each (one per queue, as every key of a queue shares its hash tag),
+one blocking XREAD per group at once. Each stream is read by one loop only, so the events of one
+queue still reach the hub in order; events of different queues were never ordered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
 
 from notifier.cancellation import stop_if_cancelled
 from notifier.settings import NotifierSettings
@@ -21,9 +29,25 @@ from shared.streams import DATA_FIELD, QueueKeys
 
 logger = logging.getLogger(__name__)
 
+# What a Redis call may raise that a loop waits out and retries: a cluster client also raises
+# RedisClusterException (no RedisError) while no node of the cluster can be reached.
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
+
 _DATA_FIELD = DATA_FIELD.encode()
 # The id before every real entry: reading after it returns anything added to the stream.
 _BEFORE_ALL = b"0-0"
+
+Batches = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+
+
+def read_groups(streams: Iterable[bytes], *, cluster: bool) -> list[tuple[bytes, ...]]:
+    """The streams that one XREAD may read together: all of them, or on a cluster one slot's."""
+    if not cluster:
+        return [tuple(streams)]
+    by_slot: dict[int, list[bytes]] = {}
+    for stream in streams:
+        by_slot.setdefault(key_slot(stream), []).append(stream)
+    return [tuple(group) for group in by_slot.values()]
 
 
 class EventSink(Protocol):
@@ -48,7 +72,7 @@ class RedisEventSource:
 
     `following` says whether every entry added from now on will be read. The last entry id read
     is kept per stream, so a Redis outage or restart resumes where reading stopped instead of
-    skipping to the new end.
+    skipping to the new end. With `cluster`, the streams are read per slot (see the module).
     """
 
     def __init__(
@@ -57,25 +81,45 @@ class RedisEventSource:
         queues: Sequence[str],
         sink: EventSink,
         settings: NotifierSettings,
+        *,
+        cluster: bool = False,
     ) -> None:
         self._redis = redis
         self._queue_of = {QueueKeys(queue).events.encode(): queue for queue in queues}
+        self._groups = read_groups(self._queue_of, cluster=cluster)
         self._sink = sink
         self._settings = settings
-        # Empty until each stream's end is resolved (there is always at least one queue).
+        # A stream is missing until its end is resolved (there is always at least one queue).
         self._positions: dict[bytes, bytes] = {}
+        # The groups whose every new entry will be read.
+        self._following: set[int] = set()
+        # One group's batch reaches the hub at a time: the hub keeps a single publisher, and
+        # never sends two frames to one socket at once.
+        self._delivering = asyncio.Lock()
         self.stats = EventSourceStats()
-        self.following = False
+
+    @property
+    def following(self) -> bool:
+        """Whether every entry added to any of the streams from now on will be read."""
+        return len(self._following) == len(self._groups)
 
     async def run(self) -> None:
         """Read and deliver until cancelled, retrying with backoff while Redis is unreachable."""
+        if len(self._groups) == 1:
+            await self._follow(0)
+            return
+        async with asyncio.TaskGroup() as tasks:
+            for index in range(len(self._groups)):
+                tasks.create_task(self._follow(index), name=f"notifier-event-source-{index}")
+
+    async def _follow(self, group: int) -> None:
         delay_s = self._settings.retry_min_ms / 1000
         while True:
             try:
-                batches = await self._read()
-            except (RedisError, OSError) as exc:
+                batches = await self._read(group)
+            except REDIS_FAILURES as exc:
                 stop_if_cancelled()
-                self.following = False
+                self._following.discard(group)
                 logger.warning("reading events failed, retrying in %.1fs: %r", delay_s, exc)
                 # Jitter keeps many notifiers from reconnecting in step after a Redis restart.
                 await asyncio.sleep(delay_s * random.uniform(0.5, 1.0))  # noqa: S311
@@ -83,30 +127,32 @@ class RedisEventSource:
                 continue
             stop_if_cancelled()
             delay_s = self._settings.retry_min_ms / 1000
-            for stream, entries in batches:
-                for entry_id, fields in entries:
-                    await self._deliver(stream, entry_id, fields)
+            if not batches:
+                continue
+            async with self._delivering:
+                for stream, entries in batches:
+                    for entry_id, fields in entries:
+                        await self._deliver(stream, entry_id, fields)
 
-    async def _read(self) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        if not self._positions:
-            self._positions = await self._ends()
-        # From here on every entry added to a stream will be read: the notifier is live.
-        self.following = True
+    async def _read(self, group: int) -> Batches:
+        streams = self._groups[group]
+        for stream in streams:
+            if stream not in self._positions:
+                self._positions[stream] = await self._end(stream)
+        # From here on every entry added to these streams will be read: they are followed.
+        self._following.add(group)
         response = await self._redis.xread(
-            self._positions,  # type: ignore[arg-type]
+            {stream: self._positions[stream] for stream in streams},
             count=self._settings.read_count,
             block=self._settings.read_block_ms,
         )
-        return cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], response or [])
+        return cast(Batches, response or [])
 
-    async def _ends(self) -> dict[bytes, bytes]:
+    async def _end(self, stream: bytes) -> bytes:
         # `$` would be re-evaluated on every XREAD, losing entries added to one stream while
         # another's batch is delivered; so each stream's end is resolved to a concrete id once.
-        ends: dict[bytes, bytes] = {}
-        for stream in self._queue_of:
-            last = cast(list[tuple[bytes, Any]], await self._redis.xrevrange(stream, count=1))
-            ends[stream] = last[0][0] if last else _BEFORE_ALL
-        return ends
+        last = cast(list[tuple[bytes, Any]], await self._redis.xrevrange(stream, count=1))
+        return last[0][0] if last else _BEFORE_ALL
 
     async def _deliver(self, stream: bytes, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         self._positions[stream] = entry_id

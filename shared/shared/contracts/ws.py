@@ -23,6 +23,17 @@ the room; `Leave` leaves an entity room again.
 `PresenceQuery` asks who is connected in a room (a user or entity room; users only of rooms they
 are in): the `Presence` answer counts users and connections on every instance, and lists the
 users' `sub`s for admins only.
+
+The access token goes in the `token` query parameter, or, to keep it out of URLs and proxy logs,
+in an `Auth` sent as the first message within the server's deadline (the URL then has no
+`token`). Until it is verified the client is in no room and is sent nothing; a bad, missing or
+late one is closed with 4401.
+
+Reconnect storms: a notifier that stops sends each client a `Reconnect` with its own jittered
+`after_ms`, then closes with 1012; a client comes back after that delay (and catches up by
+offset), so the clients of a stopped instance do not all return at once. A notifier admits
+handshakes at a bounded rate: over it, a client is closed with 1013 and a reason that says when to
+retry (`retry_after_ms` reads it).
 """
 
 from __future__ import annotations
@@ -43,8 +54,11 @@ CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_SLOW_CONSUMER: Final = 4408
 # The standard code for a message larger than the server accepts (RFC 6455, 7.4.1).
 CLOSE_MESSAGE_TOO_BIG: Final = 1009
-# The standard "try again later": the server could not serve the connection just now (Redis).
+# The standard "try again later": the server could not serve the connection just now (Redis
+# down, or too many handshakes at once); a reason made by `try_again_reason` says when to retry.
 CLOSE_TRY_AGAIN: Final = 1013
+# The standard "service restart": the notifier stops; a `Reconnect` came just before.
+CLOSE_SERVICE_RESTART: Final = 1012
 CLOSE_BAD_REQUEST: Final = 4400
 CLOSE_FORBIDDEN: Final = 4403
 # The WebSocket protocol caps a close reason at 123 bytes of UTF-8.
@@ -132,9 +146,35 @@ class Presence(
     subs: tuple[str, ...] | None = None
 
 
+class Reconnect(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="reconnect"):
+    """This notifier stops and closes the connection next: connect again after `after_ms`.
+
+    Each client gets its own delay, spread over a window, so that they do not all come back at once.
+    """
+
+    v: int = 1
+    after_ms: int
+    reason: str = "service restart"
+
+
 ServerMessage = (
-    Welcome | EventPush | Resync | TokenExpiring | TokenRefreshed | Error | Joined | Left | Presence
+    Welcome
+    | EventPush
+    | Resync
+    | TokenExpiring
+    | TokenRefreshed
+    | Error
+    | Joined
+    | Left
+    | Presence
+    | Reconnect
 )
+
+
+class Auth(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="auth"):
+    """The access token, as the first message of a connection opened without `?token=`."""
+
+    token: str
 
 
 class Refresh(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="refresh"):
@@ -161,7 +201,7 @@ class PresenceQuery(msgspec.Struct, frozen=True, kw_only=True, tag_field="type",
     room: str
 
 
-ClientMessage = Refresh | Join | Leave | PresenceQuery
+ClientMessage = Auth | Refresh | Join | Leave | PresenceQuery
 
 SUBSCRIPTION_TOKEN_TYPE: Final = "subscription"  # noqa: S105 - a claim's value, not a secret
 _ENTITY_ROOM = re.compile(r"entity:[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9_.-]{1,128}")
@@ -179,6 +219,20 @@ class SubscriptionClaims(msgspec.Struct, frozen=True, kw_only=True):
 def is_entity_room(room: str) -> bool:
     """Whether `room` is a well-formed `entity:<kind>:<id>` room."""
     return _ENTITY_ROOM.fullmatch(room) is not None
+
+
+_RETRY_AFTER = re.compile(r"retry after (\d{1,9}) ms")
+
+
+def try_again_reason(after_ms: int) -> str:
+    """The reason of a 1013 close that tells the client to retry after `after_ms`."""
+    return f"try again later: retry after {after_ms} ms"
+
+
+def retry_after_ms(reason: str) -> int | None:
+    """The delay a 1013 close's reason asks for (see `try_again_reason`); None if it names none."""
+    found = _RETRY_AFTER.search(reason)
+    return None if found is None else int(found.group(1))
 
 
 class OffsetError(ValueError):
