@@ -176,6 +176,7 @@ async def test_probes_and_metrics_are_served(
     assert (readyz.status_code, readyz.json()) == (200, {"status": "pass"})
     assert "conduit_notifier_connections 1.0" in metrics.text
     assert "conduit_notifier_messages_sent_total 1.0" in metrics.text
+    assert "conduit_notifier_push_latency_seconds_count 1.0" in metrics.text
 
 
 async def test_notifier_starts_without_redis_and_says_it_is_not_ready(

@@ -6,18 +6,24 @@ apps can run in one process (as the tests run them); `/metrics` serves both regi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from notifier.admission import HandshakeBucket
 from notifier.hub import Hub
 from notifier.persist import WriterStats
-from notifier.source import EventSourceStats
+from notifier.source import PUSH_LATENCY_BUCKETS_S, EventSourceStats
 
 
 class NotifierCollector(Collector):
@@ -67,6 +73,7 @@ class NotifierCollector(Collector):
             "Events-stream entries skipped because they did not decode.",
             value=self._source.entries_skipped,
         )
+        yield _push_latency(self._source)
         if self._writer is not None:
             yield CounterMetricFamily(
                 "conduit_notifier_notifications_stored",
@@ -83,6 +90,17 @@ class NotifierCollector(Collector):
                 "1 while storing notifications fails (PostgreSQL unreachable), else 0.",
                 value=int(self._writer.failing is not None),
             )
+
+
+def _push_latency(source: EventSourceStats) -> Metric:
+    cumulative = list(itertools.accumulate(source.push_latency_buckets))
+    bounds = [*(str(bound) for bound in PUSH_LATENCY_BUCKETS_S), "+Inf"]
+    return HistogramMetricFamily(
+        "conduit_notifier_push_latency_seconds",
+        "From an event's writing to its push to every connection of its rooms.",
+        buckets=list(zip(bounds, cumulative, strict=True)),
+        sum_value=source.push_latency_sum_s,
+    )
 
 
 def metrics_route(collector: NotifierCollector) -> HTTPRouteHandler:

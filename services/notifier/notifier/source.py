@@ -10,8 +10,10 @@ queue still reach the hub in order; events of different queues were never ordere
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, cast
 
@@ -57,14 +59,26 @@ class EventSink(Protocol):
         """Deliver one event; `offset` says where it sits in its queue's events stream."""
 
 
+# Upper bounds, in seconds, of the push latency histogram's buckets.
+PUSH_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class EventSourceStats:
     """What the source has seen, for metrics."""
 
-    __slots__ = ("entries_read", "entries_skipped")
+    __slots__ = ("entries_read", "entries_skipped", "push_latency_buckets", "push_latency_sum_s")
 
     def __init__(self) -> None:
         self.entries_read = 0
         self.entries_skipped = 0
+        # Events pushed by how long after they were written: one count per bucket, +Inf last.
+        self.push_latency_buckets = [0] * (len(PUSH_LATENCY_BUCKETS_S) + 1)
+        self.push_latency_sum_s = 0.0
+
+    def pushed(self, latency_s: float) -> None:
+        """An event reached its rooms' connections `latency_s` after it was written."""
+        self.push_latency_buckets[bisect.bisect_left(PUSH_LATENCY_BUCKETS_S, latency_s)] += 1
+        self.push_latency_sum_s += latency_s
 
 
 class RedisEventSource:
@@ -168,6 +182,8 @@ class RedisEventSource:
             return
         try:
             await self._sink.publish(event, event_offset(queue, entry_id.decode()))
+            # From the writer's clock to ours: hosts' clocks should agree within milliseconds.
+            self.stats.pushed(max(time.time() - event.at_ms / 1000, 0.0))
         except Exception:
             # One event must not stop the stream for everyone else.
             logger.exception("publishing event %s of queue %s failed", entry_id.decode(), queue)
