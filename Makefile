@@ -34,5 +34,8 @@ test: install check ## Install everything, run the checks and the whole test sui
 test-fast: ## The tests without the slow (multi-process) ones
 	$(UV) run pytest -m "not slow"
 
+bench: install ## Measure throughput, latency and memory into benchmarks/results (minutes)
+	$(UV) run python -m benchmarks.run $(BENCH_ARGS)
+
 clean: ## Remove the local run folder (Redis and PostgreSQL data of `make run`)
 	rm -rf .run

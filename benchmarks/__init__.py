@@ -1,0 +1,1 @@
+"""`make bench`: Conduit's throughput, latency and memory, measured against the raw Redis limit."""
