@@ -29,6 +29,8 @@ export class LiveConnection extends EventTarget {
     this.socket = null;
     this.stopped = true;
     this.delayMs = BACKOFF_MIN_MS;
+    // When the notifier said to come back (a `reconnect` message before its restart).
+    this.comeBackMs = null;
     this.timer = null;
     this.connections = 0;
   }
@@ -48,12 +50,13 @@ export class LiveConnection extends EventTarget {
 
   #connect() {
     const url = new URL(this.url);
-    url.searchParams.set("token", this.token());
     const since = Object.entries(this.offsets).map(([queue, entry]) => `${queue}:${entry}`);
     if (since.length) url.searchParams.set("since", since.join(","));
     this.#setState(this.connections === 0 ? "connecting" : "reconnecting", "connecting");
     const socket = new WebSocket(url);
     this.socket = socket;
+    // The token goes in the first message, not the URL: URLs end up in proxies' access logs.
+    socket.addEventListener("open", () => socket.send(JSON.stringify({ type: "auth", token: this.token() })));
     socket.addEventListener("message", (message) => this.#receive(message.data));
     socket.addEventListener("close", (close) => this.#closed(socket, close));
   }
@@ -88,6 +91,10 @@ export class LiveConnection extends EventTarget {
       case "token_expiring":
         this.#refresh(message.expires_in_s);
         break;
+      case "reconnect":
+        // The notifier restarts: come back when it says, each client at its own moment.
+        this.comeBackMs = message.after_ms;
+        break;
       default:
         break; // token_refreshed, errors and messages newer than this page: nothing to do.
     }
@@ -117,9 +124,15 @@ export class LiveConnection extends EventTarget {
       this.dispatchEvent(new CustomEvent("closed", { detail: { code: close.code, reason: close.reason } }));
       return;
     }
-    // Jittered, so that clients dropped together do not all come back at the same moment.
-    const delayMs = this.delayMs * (0.5 + Math.random() / 2);
-    this.delayMs = Math.min(this.delayMs * 2, BACKOFF_MAX_MS);
+    // As the notifier asked (a restart, or too many handshakes at once: 1013 says when), else
+    // jittered, so that clients dropped together do not all come back at the same moment.
+    const retryHint = close.code === 1013 ? /retry after (\d+) ms/.exec(close.reason) : null;
+    let delayMs = this.comeBackMs ?? (retryHint ? Number(retryHint[1]) : null);
+    this.comeBackMs = null;
+    if (delayMs === null) {
+      delayMs = this.delayMs * (0.5 + Math.random() / 2);
+      this.delayMs = Math.min(this.delayMs * 2, BACKOFF_MAX_MS);
+    }
     this.#setState("reconnecting", `retrying in ${(delayMs / 1000).toFixed(1)} s`);
     this.timer = setTimeout(() => this.#connect(), delayMs);
   }
