@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -26,4 +26,12 @@ def redis_client(settings: RedisSettings) -> Redis:
     """
     if settings.cluster:
         return cast(Redis, RedisCluster.from_url(settings.url, retry_on_error=list(RETRY_ON)))
-    return Redis.from_url(settings.url, retry_on_error=list(RETRY_ON))
+    # A burst of requests waits for a free connection rather than failing with "Too many
+    # connections"; only a wait longer than `pool_timeout_s` is an error.
+    pool = BlockingConnectionPool.from_url(
+        settings.url,
+        max_connections=settings.max_connections,
+        timeout=settings.pool_timeout_s,
+        retry_on_error=list(RETRY_ON),
+    )
+    return Redis.from_pool(pool)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -26,6 +26,9 @@ class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     url: str = "redis://127.0.0.1:6379/0"
     cluster: bool = False
+    # Connections one process opens at most; a command waits up to `pool_timeout_s` for one.
+    max_connections: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 100
+    pool_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -208,14 +208,24 @@ async def test_probes_metrics_and_schema_are_public(client: Client) -> None:
     assert "/v1/jobs/{job_id}" in schema["paths"]
 
 
-async def test_readyz_is_503_while_redis_is_down(gateway_settings: Settings) -> None:
+async def test_readyz_and_job_creation_are_503_while_redis_is_down(
+    gateway_settings: Settings, make_token: TokenFactory
+) -> None:
     settings = msgspec.structs.replace(
         gateway_settings, redis=RedisSettings(url="redis://127.0.0.1:1/0")
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
         answer = await client.get("/readyz")
+        posted = await client.post(
+            "/v1/jobs",
+            json={"type": "demo.echo", "payload": {"text": "hi"}},
+            headers=bearer(make_token("alice")),
+        )
     assert answer.status_code == 503
     assert answer.json()["status"] == "fail"
+    # Not a 500: the client is told to come back, in problem+json.
+    assert (posted.status_code, posted.headers["content-type"]) == (503, PROBLEM)
+    assert posted.headers["retry-after"] == "1"
 
 
 async def test_a_delayed_job_waits_in_the_delayed_set_until_it_is_due(

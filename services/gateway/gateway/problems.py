@@ -14,6 +14,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 from litestar.types import ExceptionHandler
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +97,19 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
     )
 
 
-EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler[Any]] = {Exception: _unexpected}
+def _redis_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("Redis failed answering %s %s: %r", request.method, request.url.path, exc)
+    unavailable = ProblemDetailsException(
+        status_code=503,
+        type_=TYPE_PREFIX + _SLUGS[503],
+        title=HTTPStatus.SERVICE_UNAVAILABLE.phrase,
+        detail="Redis did not answer in time. Retry; an Idempotency-Key makes a retried POST safe.",
+        headers={"Retry-After": "1"},
+    )
+    return unavailable.to_response(request)
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler[Any]] = {
+    RedisError: _redis_unavailable,
+    Exception: _unexpected,
+}
