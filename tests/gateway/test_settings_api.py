@@ -113,6 +113,8 @@ async def test_an_unknown_key_is_404_for_every_method(
         ("jobs.failed_ttl_s", 59, "Expected `int` >= 60"),
         ("worker.retry_schedule_s", [], "length >= 1"),
         ("gateway.job_rate_per_user", {"per_s": 1, "brust": 5}, "unknown field `brust`"),
+        ("worker.concurrency", 0, "Expected `int` >= 1"),
+        ("worker.rate_limits", "demo.echo=fast", "is not NAME=COUNT/UNIT"),
     ],
 )
 async def test_an_invalid_value_is_a_422_problem_naming_the_key_and_stores_nothing(

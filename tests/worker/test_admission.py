@@ -101,3 +101,35 @@ async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
 
     assert started == ["stayer"]
     assert quitter.cancelled()
+
+
+async def test_resizing_admits_waiting_jobs_at_once_or_after_running_ones_finish() -> None:
+    admission = Admission(1, WEIGHTS)
+    running: list[str] = []
+    release = {name: asyncio.Event() for name in "abcd"}
+
+    async def job(name: str) -> None:
+        async with admission.slot(NORMAL):
+            running.append(name)
+            await release[name].wait()
+            running.remove(name)
+
+    tasks = {name: asyncio.create_task(job(name)) for name in "abc"}
+    await asyncio.sleep(0)
+    assert running == ["a"]
+
+    admission.resize(3)  # raised: the two waiting start now
+    await asyncio.sleep(0)
+    assert sorted(running) == ["a", "b", "c"]
+
+    admission.resize(1)  # lowered: nothing stops, but no new job starts until two have ended
+    tasks["d"] = asyncio.create_task(job("d"))
+    for name in "ab":
+        release[name].set()
+        await asyncio.sleep(0.01)
+        assert "d" not in running
+    release["c"].set()
+    await asyncio.sleep(0.01)
+    assert running == ["d"]
+    release["d"].set()
+    await asyncio.gather(*tasks.values())

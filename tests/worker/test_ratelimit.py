@@ -16,9 +16,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from devstack.ports import free_port
-from shared.ratelimit import RateLimit
+from shared.ratelimit import RateLimit, parse_rate_limits
 from shared.streams import QueueKeys
-from worker.ratelimit import RateLimiter, parse_rate_limits
+from worker.ratelimit import RateLimiter
 
 UNIT_S = {"s": 1, "m": 60, "h": 3600}
 

@@ -61,6 +61,7 @@ class Admission:
     """At most `slots` jobs run at once; waiting ones are admitted by lane weight."""
 
     def __init__(self, slots: int, weights: Mapping[Lane, int]) -> None:
+        self._slots = slots
         self._free = slots
         self._order = WeightedRoundRobin(weights)
         self._waiting: dict[Lane, deque[asyncio.Future[None]]] = {lane: deque() for lane in weights}
@@ -90,9 +91,21 @@ class Admission:
                 self._waiting[lane].remove(turn)
             raise
 
+    def resize(self, slots: int) -> None:
+        """Run at most `slots` jobs at once from now on (the runtime setting). When lowered,
+        running jobs finish and their slots are not handed on until the count fits."""
+        self._free += slots - self._slots
+        self._slots = slots
+        while self._free > 0 and any(self._waiting.values()):
+            self._free -= 1
+            self._hand_over()
+
     def _release(self) -> None:
-        waiting = [lane for lane, turns in self._waiting.items() if turns]
-        if not waiting:
+        if self._free < 0 or not any(self._waiting.values()):
             self._free += 1
             return
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        waiting = [lane for lane, turns in self._waiting.items() if turns]
         self._waiting[self._order.pick(waiting)].popleft().set_result(None)

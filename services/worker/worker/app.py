@@ -23,8 +23,15 @@ from shared.connections import RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
 from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore, StoreSettings
+from shared.ratelimit import parse_rate_limits
 from shared.recentlogs import RecentLogs
-from shared.runtime.catalog import COMPLETED_TTL_S, FAILED_TTL_S, RETRY_SCHEDULE_S
+from shared.runtime.catalog import (
+    COMPLETED_TTL_S,
+    FAILED_TTL_S,
+    RETRY_SCHEDULE_S,
+    WORKER_CONCURRENCY,
+    WORKER_RATE_LIMITS,
+)
 from shared.runtime.listener import SettingsListener, follow_log_level
 from shared.runtime.store import RuntimeSettingsStore
 from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
@@ -33,7 +40,7 @@ from worker.admission import Admission, lane_weights, parse_queue_weights
 from worker.handlers import callbacks, demo
 from worker.heartbeat import HeartbeatLoop, JobActivity
 from worker.pause import PauseGate, PauseWatch, Switch
-from worker.ratelimit import RateLimiter, parse_rate_limits
+from worker.ratelimit import RateLimiter
 from worker.reclaim import LeaseKeeper, Reclaimer
 from worker.registry import Registry
 from worker.repeat import RepeatScheduler
@@ -77,18 +84,7 @@ def create_app(
 ) -> AsgiFastStream:
     """Wire the broker, store, runner and promoter; serve /livez, /readyz and /metrics."""
     metrics = CollectorRegistry()
-    # Each lane's stream is one key, so a cluster broker reads it from the master of its slot.
-    broker_class = RedisClusterBroker if settings.redis.cluster else RedisBroker
-    broker = broker_class(
-        settings.redis.url,
-        graceful_timeout=settings.worker.grace_s,
-        middlewares=[RedisPrometheusMiddleware(registry=metrics)],
-        logger=logging.getLogger("worker.broker"),
-        # FastStream's two lines per message ("Received", "Processed") at DEBUG: at thousands of
-        # jobs a second, formatting them cost a fifth of the worker's CPU (make bench, py-spy).
-        log_level=logging.DEBUG,
-        retry_on_error=list(RETRY_ON),
-    )
+    broker = _broker(settings, metrics)
     redis = redis_client(settings.redis)
     store = JobStore(redis, settings.jobs)
     worker = settings.worker
@@ -100,6 +96,9 @@ def create_app(
         else None
     )
     gate = PauseGate()
+    admission = Admission(
+        worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
+    )
     # The job metrics, also noting the last job times that the heartbeat reports.
     activity = JobActivity(metrics)
     runner = JobRunner(
@@ -108,11 +107,9 @@ def create_app(
         RetryPolicy(schedule_s=worker.retry_schedule_s),
         consumer=worker.consumer,
         max_deliveries=worker.max_deliveries,
-        limiters=_rate_limiters(redis, queues, worker),
+        limiters=_rate_limiters(redis, queues, worker.rate_limits),
         metrics=activity,
-        admission=Admission(
-            worker.concurrency, lane_weights(lanes, parse_queue_weights(worker.queue_weights))
-        ),
+        admission=admission,
         gate=gate,
     )
     consumers = {lane: _subscribe(broker, runner, lane, worker) for lane in lanes}
@@ -170,7 +167,7 @@ def create_app(
             if settings.database is not None:
                 engine = create_engine(settings.database)
                 stack.push_async_callback(engine.dispose)
-                listener = _runtime_settings(settings, engine, redis, store, runner)
+                listener = _runtime_settings(settings, engine, redis, store, runner, admission)
                 await stack.enter_async_context(listener.running())
             # The recent log lines are flushed one last time before Redis closes.
             await stack.enter_async_context(RecentLogs(redis, "worker").installed())
@@ -221,8 +218,28 @@ def create_app(
     )
 
 
-def _runtime_settings(
-    settings: Settings, engine: AsyncEngine, redis: Redis, store: JobStore, runner: JobRunner
+def _broker(settings: Settings, metrics: CollectorRegistry) -> RedisBroker:
+    # Each lane's stream is one key, so a cluster broker reads it from the master of its slot.
+    broker_class = RedisClusterBroker if settings.redis.cluster else RedisBroker
+    return broker_class(
+        settings.redis.url,
+        graceful_timeout=settings.worker.grace_s,
+        middlewares=[RedisPrometheusMiddleware(registry=metrics)],
+        logger=logging.getLogger("worker.broker"),
+        # FastStream's two lines per message ("Received", "Processed") at DEBUG: at thousands of
+        # jobs a second, formatting them cost a fifth of the worker's CPU (make bench, py-spy).
+        log_level=logging.DEBUG,
+        retry_on_error=list(RETRY_ON),
+    )
+
+
+def _runtime_settings(  # noqa: PLR0917 - the parts the settings steer
+    settings: Settings,
+    engine: AsyncEngine,
+    redis: Redis,
+    store: JobStore,
+    runner: JobRunner,
+    admission: Admission,
 ) -> SettingsListener:
     """The listener applying what the worker follows of the runtime settings."""
     listener = SettingsListener(redis, RuntimeSettingsStore(create_sessionmaker(engine), redis))
@@ -239,6 +256,18 @@ def _runtime_settings(
     )
     listener.on(
         RETRY_SCHEDULE_S, runner.use_retry_schedule, start=lambda: settings.worker.retry_schedule_s
+    )
+    started_with = settings.worker.concurrency
+    listener.on(
+        WORKER_CONCURRENCY,
+        # Above what it started with, its consumers could not hand it more jobs anyway.
+        lambda slots: admission.resize(min(slots, started_with)),
+        start=lambda: started_with,
+    )
+    listener.on(
+        WORKER_RATE_LIMITS,
+        lambda text: runner.use_limiters(_rate_limiters(redis, settings.queues.names, text)),
+        start=lambda: settings.worker.rate_limits,
     )
     return listener
 
@@ -266,11 +295,9 @@ def _subscribe(
     return subscriber
 
 
-def _rate_limiters(
-    redis: Redis, queues: tuple[str, ...], worker: WorkerSettings
-) -> dict[str, RateLimiter]:
+def _rate_limiters(redis: Redis, queues: tuple[str, ...], text: str) -> dict[str, RateLimiter]:
     """One limiter per queue, when any limit is set: the same limits apply on every queue."""
-    limits = parse_rate_limits(worker.rate_limits)
+    limits = parse_rate_limits(text)
     if not limits:
         return {}
     return {queue: RateLimiter(redis, queue, limits) for queue in queues}

@@ -9,7 +9,6 @@ slot.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping
 
 from redis.asyncio import Redis
@@ -18,34 +17,6 @@ from shared.ratelimit import Gcra, RateLimit
 from shared.streams import QueueKeys
 
 QUEUE_WIDE = "*"
-_UNIT_S = {"s": 1, "m": 60, "h": 3600}
-_ITEM = re.compile(
-    r"(?P<name>[^\s=,]+)\s*=\s*(?P<count>\d+(?:\.\d+)?)/(?P<unit>[smh])(?::(?P<burst>\d+))?"
-)
-_FORMAT = "NAME=COUNT/UNIT[:BURST], UNIT one of s, m, h (e.g. 'demo.echo=10/s:5' or '*=100/m')"
-
-
-def parse_rate_limits(text: str) -> dict[str, RateLimit]:
-    """Read limits by job type, `*` for a whole queue, from e.g. `demo.echo=10/s:5,*=100/s`."""
-    limits: dict[str, RateLimit] = {}
-    if not text.strip():
-        return limits
-    for part in text.split(","):
-        item = part.strip()
-        match = _ITEM.fullmatch(item)
-        if match is None:
-            raise ValueError(f"rate limit {item!r} is not {_FORMAT}")
-        name = match["name"]
-        if name in limits:
-            raise ValueError(f"rate limit {item!r}: {name!r} already has a limit")
-        try:
-            limits[name] = RateLimit(
-                per_s=float(match["count"]) / _UNIT_S[match["unit"]],
-                burst=int(match["burst"] or 1),
-            )
-        except ValueError as exc:
-            raise ValueError(f"rate limit {item!r}: {exc}") from exc
-    return limits
 
 
 class _Gate:

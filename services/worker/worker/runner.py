@@ -104,6 +104,10 @@ class JobRunner:
         self._clock = clock
         self._in_hand: dict[Lane, set[str]] = {}
 
+    def use_limiters(self, limiters: Mapping[str, RateLimiter]) -> None:
+        """Hold starts back to these limiters, by queue, from now on."""
+        self._limiters = dict(limiters)
+
     def use_retry_schedule(self, schedule_s: tuple[float, ...]) -> None:
         """Retry jobs of types without a policy of their own on this schedule from now on."""
         self._default_retry = msgspec.structs.replace(self._default_retry, schedule_s=schedule_s)

@@ -8,9 +8,9 @@ from typing import ClassVar
 
 import msgspec
 
+from shared.ratelimit import parse_rate_limits
 from shared.settings import SettingsError
 from worker.admission import parse_queue_weights
-from worker.ratelimit import parse_rate_limits
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):

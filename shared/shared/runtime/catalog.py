@@ -13,13 +13,13 @@ msgspec (strictly: "60" is not an int) and its JSON Schema is what the API shows
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, cast
 
 import msgspec
 
-from shared.ratelimit import MAX_BURST, MAX_PER_S, MIN_PER_S, RateLimit
+from shared.ratelimit import MAX_BURST, MAX_PER_S, MIN_PER_S, RateLimit, parse_rate_limits
 from shared.settings import LogLevel
 
 T = TypeVar("T")
@@ -47,6 +47,8 @@ class Setting(Generic[T]):
     type: object
     default: T
     description: str
+    # A check beyond what the type says (a format, say): raises ValueError saying what is wrong.
+    check: Callable[[T], object] | None = None
 
     def __post_init__(self) -> None:
         # A default that its own type refuses is a mistake in this module: fail on import.
@@ -55,9 +57,12 @@ class Setting(Generic[T]):
     def convert(self, raw: object) -> T:
         """The typed value of a JSON value, or InvalidSettingError saying why not."""
         try:
-            return cast(T, msgspec.convert(raw, self.type))
-        except msgspec.ValidationError as exc:
+            value = cast(T, msgspec.convert(raw, self.type))
+            if self.check is not None:
+                self.check(value)
+        except (msgspec.ValidationError, ValueError) as exc:
             raise InvalidSettingError(self.key, str(exc)) from exc
+        return value
 
     def to_json(self, value: T) -> Any:
         """The JSON form of a value, as stored in PostgreSQL and shown by the API."""
@@ -115,6 +120,21 @@ RETRY_SCHEDULE_S = Setting[tuple[float, ...]](
     default=(10.0, 60.0, 300.0),
     description="Seconds before each retry of a failed job; the last repeats for later ones.",
 )
+WORKER_CONCURRENCY = Setting[int](
+    key="worker.concurrency",
+    type=Annotated[int, msgspec.Meta(ge=1, le=1000)],
+    default=32,
+    description="Jobs each worker process runs at once, up to the WORKER_CONCURRENCY it started "
+    "with (its consumers' capacity); lowering it lets running jobs finish.",
+)
+WORKER_RATE_LIMITS = Setting[str](
+    key="worker.rate_limits",
+    type=Annotated[str, msgspec.Meta(max_length=2000)],
+    default="",
+    description="Starts per job type and per queue, for all workers: e.g. "
+    "'demo.echo=10/s:5,*=100/m' (* a whole queue); empty for none.",
+    check=parse_rate_limits,
+)
 JOB_RATE_PER_USER = Setting[JobRate | None](
     key="gateway.job_rate_per_user",
     type=JobRate | None,
@@ -125,5 +145,13 @@ JOB_RATE_PER_USER = Setting[JobRate | None](
 
 CATALOG: Mapping[str, Setting[Any]] = {
     setting.key: setting
-    for setting in (LOG_LEVEL, COMPLETED_TTL_S, FAILED_TTL_S, RETRY_SCHEDULE_S, JOB_RATE_PER_USER)
+    for setting in (
+        LOG_LEVEL,
+        COMPLETED_TTL_S,
+        FAILED_TTL_S,
+        RETRY_SCHEDULE_S,
+        WORKER_CONCURRENCY,
+        WORKER_RATE_LIMITS,
+        JOB_RATE_PER_USER,
+    )
 }
