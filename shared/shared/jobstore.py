@@ -97,9 +97,10 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 24 * 3600
 
 
-def event_rooms(owner: str) -> tuple[str, ...]:
-    """Where a job's events go: its owner, and every admin."""
-    return (user_room(owner), role_room("ADMIN"))
+def event_rooms(owner: str, entity: str | None = None) -> tuple[str, ...]:
+    """Where a job's events go: its owner, every admin, and whoever watches its entity."""
+    rooms = (user_room(owner), role_room("ADMIN"))
+    return rooms if entity is None else (*rooms, f"entity:{entity}")
 
 
 class JobStore:
@@ -196,7 +197,7 @@ class JobStore:
             type=job.type,
             queue=job.queue,
             owner=job.owner,
-            rooms=event_rooms(job.owner),
+            rooms=event_rooms(job.owner, job.entity),
             at_ms=now_ms,
             trace=current_trace(),
             by=by,
@@ -573,7 +574,7 @@ class JobStore:
             "type": envelope.type,
             "queue": envelope.queue,
             "owner": envelope.owner,
-            "rooms": event_rooms(envelope.owner),
+            "rooms": event_rooms(envelope.owner, envelope.entity),
             "at_ms": at_ms,
             "trace": current_trace(),
         }
@@ -593,6 +594,8 @@ def job_record(envelope: JobEnvelope) -> list[str | int | bytes]:
         # Kept after the envelope goes, so that a finished job still shows what it was asked.
         "payload": bytes(envelope.payload),
     }
+    if envelope.entity is not None:
+        record["entity"] = envelope.entity
     return [part for pair in record.items() for part in pair]
 
 
@@ -618,6 +621,7 @@ def record_view(record: dict[bytes, bytes]) -> JobView:
         queue=_text(record[b"queue"]),
         priority=_text(record.get(b"priority", b"normal")),  # type: ignore[arg-type]
         owner=_text(record[b"owner"]),
+        entity=_text(record[b"entity"]) if b"entity" in record else None,
         state=state,
         attempt=int(record[b"attempt"]),
         max_attempts=int(record[b"max_attempts"]),

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from devstack.tokens import TokenFactory
 from gateway.app import Settings, create_app
+from gateway.auth import Principal
+from gateway.jobs import _may_tag
+from gateway.subscriptions import EntityKindPolicy
 from shared.clock import now_ms
-from shared.contracts.codec import envelope_decoder
+from shared.contracts.codec import envelope_decoder, event_decoder
+from shared.contracts.jobs import JobEnvelope
 from shared.settings import RedisSettings
 from shared.streams import QueueKeys
 from tests.api import PROBLEM, Client, bearer
@@ -312,3 +317,46 @@ async def test_a_high_priority_job_lands_on_its_queues_high_stream(
         await client.get(f"/v1/jobs/{answer.json()['id']}", headers=bearer(make_token("alice")))
     ).json()
     assert job["priority"] == "high"
+
+
+async def test_a_job_about_an_entity_tells_that_entitys_room(
+    client: Client, redis: Redis, make_token: TokenFactory
+) -> None:
+    headers = bearer(make_token("alice"))
+
+    answer = await client.post(
+        "/v1/jobs",
+        json={"type": "demo.echo", "payload": {"text": "x"}, "entity": "order:42"},
+        headers=headers,
+    )
+    malformed = await client.post(
+        "/v1/jobs", json={"type": "demo.echo", "entity": "order 42"}, headers=headers
+    )
+
+    assert answer.status_code == 202
+    job = (await client.get(f"/v1/jobs/{answer.json()['id']}", headers=headers)).json()
+    assert job["entity"] == "order:42"
+    [(_entry, data)] = await stream_entries(redis, QueueKeys("default").events)
+    assert event_decoder.decode(data).rooms == ("user:alice", "role:ADMIN", "entity:order:42")
+    assert (malformed.status_code, malformed.headers["content-type"]) == (400, PROBLEM)
+
+
+def test_only_who_may_watch_an_entity_may_tag_a_job_with_it() -> None:
+    policy = EntityKindPolicy(open_kinds={"order"})
+    user = Principal(sub="alice", role="USER")
+    envelope = JobEnvelope(
+        id="j",
+        type="demo.echo",
+        queue="default",
+        owner="alice",
+        max_attempts=1,
+        enqueued_at_ms=0,
+        entity="invoice:7",
+        payload=msgspec.Raw(b"{}"),
+    )
+
+    _may_tag(user, msgspec.structs.replace(envelope, entity="order:1"), policy)
+    _may_tag(Principal(sub="root", role="ADMIN"), envelope, policy)
+    with pytest.raises(ProblemDetailsException) as refused:
+        _may_tag(user, envelope, policy)
+    assert refused.value.status_code == 403

@@ -28,7 +28,7 @@ from gateway.ratelimit import JobRateLimiter
 from gateway.repeatables import RepeatableController
 from gateway.runtime_settings import RuntimeSettingsController
 from gateway.settings import GatewaySettings
-from gateway.subscriptions import subscription_routes
+from gateway.subscriptions import EntityKindPolicy, subscription_routes
 from gateway.system import SystemController
 from shared.connections import redis_client
 from shared.db.session import create_engine, create_sessionmaker
@@ -75,6 +75,8 @@ def create_app(settings: Settings) -> Litestar:
     store = JobStore(redis, settings.jobs)
     repeatables = RepeatableStore(redis)
     dead_letters = DeadLetters(redis, store)
+    # Who may watch an entity's room, and so tag a job with that entity.
+    room_policy = EntityKindPolicy()
     enqueued = EnqueueCollector()
     job_rate = JobRateLimiter(redis, settings.gateway.job_rate_limit)
     runtime_settings = RuntimeSettingsStore(sessions, redis)
@@ -104,7 +106,7 @@ def create_app(settings: Settings) -> Litestar:
             RuntimeSettingsController,
             NotificationController,
             SystemController,
-            *subscription_routes(settings.jwt),
+            *subscription_routes(settings.jwt, room_policy),
             livez,
             readyz,
             MetricsController,
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> Litestar:
             "store": Provide(lambda: store, sync_to_thread=False),
             "repeatables": Provide(lambda: repeatables, sync_to_thread=False),
             "dead_letters": Provide(lambda: dead_letters, sync_to_thread=False),
+            "room_policy": Provide(lambda: room_policy, sync_to_thread=False),
             "notifications": Provide(
                 lambda: NotificationRepository(sessions), sync_to_thread=False
             ),

@@ -22,6 +22,7 @@ from gateway.openapi import CONFLICT
 from gateway.params import epoch_ms, known_queue
 from gateway.problems import problem
 from gateway.ratelimit import JobRateLimiter
+from gateway.subscriptions import RoomPolicy
 from shared.clock import now_ms
 from shared.contracts.commands import JOB_PAYLOADS
 from shared.contracts.jobs import (
@@ -68,6 +69,7 @@ class JobController(Controller):
         queues: NamedDependency[QueueSettings],
         enqueued: NamedDependency[EnqueueCollector],
         job_rate: NamedDependency[JobRateLimiter],
+        room_policy: NamedDependency[RoomPolicy],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobAccepted]:
         """Validate the job against its type's contract and queue it; 202 with its id."""
@@ -75,6 +77,7 @@ class JobController(Controller):
             envelope = _envelope(data, request.user.sub, queues, now_ms())
         except ValueError as exc:
             raise problem(422, str(exc)) from exc
+        _may_tag(request.user, envelope, room_policy)
         await job_rate.admit(request.user.sub)
         with _enqueuing(envelope.queue, 1):
             envelope = msgspec.structs.replace(envelope, trace=current_trace())
@@ -229,6 +232,7 @@ async def submit_batch(
     queues: NamedDependency[QueueSettings],
     enqueued: NamedDependency[EnqueueCollector],
     job_rate: NamedDependency[JobRateLimiter],
+    room_policy: NamedDependency[RoomPolicy],
 ) -> BatchAccepted:
     """Validate every job, then queue them all at once on one queue, or none (422 naming each
     invalid job by its index)."""
@@ -244,6 +248,8 @@ async def submit_batch(
         raise problem(422, f"{len(invalid)} of {len(data.jobs)} jobs are invalid", errors=invalid)
     if len({envelope.queue for envelope in envelopes}) > 1:
         raise problem(422, "a batch goes to one queue: split it by queue")
+    for envelope in envelopes:
+        _may_tag(request.user, envelope, room_policy)
     await job_rate.admit(request.user.sub, len(envelopes))
     with _enqueuing(envelopes[0].queue, len(envelopes)):
         trace = current_trace()
@@ -265,6 +271,16 @@ def _enqueuing(queue: str, jobs: int) -> AbstractContextManager[Span]:
             "messaging.batch.message_count": jobs,
         },
     )
+
+
+def _may_tag(principal: Principal, envelope: JobEnvelope, policy: RoomPolicy) -> None:
+    """A job's events go to its entity's room: only who may watch that room may tag a job
+    with it, or anyone could put events before an entity's watchers."""
+    if envelope.entity is None:
+        return
+    reason = policy.refusal(principal, f"entity:{envelope.entity}")
+    if reason is not None:
+        raise problem(403, f"may not tag a job with {envelope.entity}: {reason}")
 
 
 def _envelope(data: JobSubmission, owner: str, queues: QueueSettings, now: int) -> JobEnvelope:
@@ -293,6 +309,7 @@ def _envelope(data: JobSubmission, owner: str, queues: QueueSettings, now: int) 
         due_at_ms=data.due_ms(now),
         timeout_s=data.timeout_s,
         callback_url=data.callback_url,
+        entity=data.entity,
         payload=msgspec.Raw(msgspec.json.encode(data.payload)),
     )
 

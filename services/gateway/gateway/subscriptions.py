@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jwt
 import msgspec
@@ -41,6 +41,7 @@ class SubscriptionGrant(msgspec.Struct, frozen=True, kw_only=True):
     expires_in_s: int
 
 
+@runtime_checkable  # Litestar checks an injected dependency against its annotation
 class RoomPolicy(Protocol):
     """Who may join which room: the domain's rule, pluggable."""
 

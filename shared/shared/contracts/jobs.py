@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from shared.contracts.commands import check_callback_url
+from shared.contracts.ws import is_entity_room
 
 JobState = Literal["delayed", "queued", "active", "retrying", "completed", "dead", "cancelled"]
 # The owner of the jobs Conduit makes itself: code-defined repeatables and outcome callbacks.
@@ -34,10 +35,15 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     run_at: datetime | None = None
     # Where the outcome is POSTed, signed, once the job completes or is dead-lettered.
     callback_url: str | None = None
+    # What the job is about, `<kind>:<id>` (`order:42`): its events also go to the room
+    # `entity:order:42`, for whoever watches that entity.
+    entity: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
     def __post_init__(self) -> None:
         if self.callback_url is not None:
             check_callback_url(self.callback_url)
+        if self.entity is not None and not is_entity_room(f"entity:{self.entity}"):
+            raise ValueError("entity must be <kind>:<id>, e.g. order:42")
         if self.delay_s is not None and self.run_at is not None:
             raise ValueError("give delay_s or run_at, not both")
         if self.run_at is not None and self.run_at.tzinfo is None:
@@ -87,6 +93,8 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     due_at_ms: int = 0
     timeout_s: float | None = None
     callback_url: str | None = None
+    # `<kind>:<id>`: the job's events also go to the room `entity:<kind>:<id>`.
+    entity: str | None = None
     errors: tuple[AttemptError, ...] = ()
     trace: dict[str, str] = msgspec.field(default_factory=dict)
     payload: msgspec.Raw
@@ -126,6 +134,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     queue: str
     priority: Priority = "normal"
     owner: str
+    entity: str | None = None
     state: JobState
     attempt: int
     max_attempts: int
