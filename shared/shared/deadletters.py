@@ -3,7 +3,8 @@ audit trail of who replayed or purged what, and when.
 
 Dead letters live on the queue's dead-letter stream (newest last); the audit trail is a capped
 stream beside it. A replay is one Lua step (shared/lua/revive.lua): the job is queued again
-with a first attempt, keeping its errors, the dead letter goes and the audit record is written.
+with a fresh round of attempts, keeping its errors, the dead letter goes and the audit record is
+written.
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class DeadLetters:
         return None if letter is None else _view(queue, entry_id, letter)
 
     async def replay(self, queue: str, entry_id: str, by: str, now_ms: int) -> Replayed:
-        """Queue the dead letter's job again, as its first attempt."""
+        """Queue the dead letter's job again, with a fresh round of attempts."""
         letter = await self._read(queue, entry_id)
         if letter is None:
             return Replayed.GONE
@@ -224,9 +225,12 @@ class DeadLetters:
         job = letter.job
         if job is None:
             return Replayed.NOT_A_JOB
+        # A fresh round of `max_attempts` attempts, numbered on from the last one, so that
+        # the history reads in order and a job whose cause was fixed meanwhile can succeed.
         again = msgspec.structs.replace(
             job,
-            attempt=1,
+            attempt=job.attempt + 1,
+            max_attempts=job.attempt + job.max_attempts,
             enqueued_at_ms=now_ms,
             due_at_ms=now_ms,
             errors=letter.errors,

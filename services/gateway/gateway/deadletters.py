@@ -123,8 +123,8 @@ class DeadLetterController(Controller):
         queues: NamedDependency[QueueSettings],
         dead_letters: NamedDependency[DeadLetters],
     ) -> ReplayAnswer:
-        """Queue the job again from its first attempt, keeping its errors; 404 when the dead
-        letter is gone, 409 when it holds no job or its job runs again already."""
+        """Queue the job again with a fresh round of attempts, keeping its errors; 404 when the
+        dead letter is gone, 409 when it holds no job or its job runs again already."""
         known_queue(name, queues)
         view = await dead_letters.get(name, letter) if is_entry_id(letter) else None
         if view is None:

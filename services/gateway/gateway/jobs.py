@@ -185,7 +185,7 @@ class JobController(Controller):
         dead_letters: NamedDependency[DeadLetters],
         queues: NamedDependency[QueueSettings],
     ) -> JobView:
-        """Run a dead-lettered job again from its first attempt (its dead letter is replayed);
+        """Run a dead-lettered job again, a fresh round of attempts (its dead letter is replayed);
         409 unless the job is dead."""
         view = await _visible_job(store, queues, job_id, request.user)
         if view.state != "dead":

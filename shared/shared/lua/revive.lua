@@ -1,5 +1,5 @@
--- Replay a dead letter: its job starts over as a fresh record with a first attempt (keeping the
--- errors so far), queued, indexed and announced with `job.queued`; the dead letter goes, and the
+-- Replay a dead letter: its job starts over as a fresh record with a new round of attempts
+-- (keeping the errors so far), queued, indexed and announced with `job.queued`; the dead letter goes, and the
 -- audit stream records who did it. Returns 1 when replayed, -1 when the dead letter is gone,
 -- 0 when the job lives on in another state (it was replayed already).
 -- KEYS: job hash, stream, dead-letter stream, events, jobs index, owner's jobs index,

@@ -231,7 +231,7 @@ export function mountJob({ api, live }, main, jobId) {
     const path = `/v1/jobs/${encodeURIComponent(job.id)}`;
     const actions = [
       job.state === "dead" &&
-        h("button", { type: "button", onclick: () => act("retry", () => api.post(`${path}/retry`), "Retried: the job runs again from its first attempt") }, "Retry"),
+        h("button", { type: "button", onclick: () => act("retry", () => api.post(`${path}/retry`), "Retried: the job runs again, with a fresh round of attempts") }, "Retry"),
       CANCELLABLE.has(job.state) &&
         h("button", { type: "button", onclick: () => act("cancel", () => api.post(`${path}/cancel`), "Cancelled") }, "Cancel"),
       REMOVABLE.has(job.state) &&
