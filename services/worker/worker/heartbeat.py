@@ -61,7 +61,6 @@ class HeldEntries(Protocol):
 
     def in_hand(self, lane: Lane) -> list[str]:
         """The entries of `lane` held now."""
-        ...
 
 
 class HeartbeatLoop:

@@ -46,7 +46,6 @@ class SettingsSource(Protocol):
 
     async def stored_values(self) -> dict[str, Any]:
         """Every stored JSON value by key."""
-        ...
 
 
 @dataclass(kw_only=True)
