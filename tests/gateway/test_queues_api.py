@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
@@ -10,29 +9,14 @@ from redis.asyncio import Redis
 
 from devstack.tokens import TokenFactory
 from shared.clock import now_ms
-from shared.contracts.jobs import JobEnvelope, Priority
 from shared.jobstore import JobStore
 from shared.queuestats import HISTORY_MINUTES, MINUTE_MS
 from shared.streams import DATA_FIELD, Lane, QueueKeys
 from tests.api import PROBLEM, Client, bearer
+from tests.envelopes import job_envelope
 from tests.streams import read_group
 
 DEFAULT = QueueKeys("default")
-
-
-def envelope(priority: Priority = "normal", delay_ms: int = 0) -> JobEnvelope:
-    now = now_ms()
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        priority=priority,
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now,
-        due_at_ms=now + delay_ms,
-        payload=msgspec.Raw(b'{"text":"hi"}'),
-    )
 
 
 async def fill_default_queue(redis: Redis, store: JobStore) -> int:
@@ -43,15 +27,15 @@ async def fill_default_queue(redis: Redis, store: JobStore) -> int:
     high = Lane("default", "high")
     await store.ensure_group(high)
     for _ in range(2):
-        await store.enqueue(envelope("high"))
+        await store.enqueue(job_envelope(priority="high"))
     await redis.xadd(
         Lane("default").stream,
-        {DATA_FIELD: msgspec.json.encode(envelope())},
+        {DATA_FIELD: msgspec.json.encode(job_envelope())},
         id=f"{now_ms() - 30_000}-0",
     )
     await read_group(redis, Lane("default").stream, "worker-1", count=1)
-    await store.enqueue(envelope())
-    await store.enqueue(envelope(delay_ms=3_600_000))
+    await store.enqueue(job_envelope())
+    await store.enqueue(job_envelope(delay_ms=3_600_000))
     await redis.xadd(DEFAULT.dead, {DATA_FIELD: b"{}"})
     last = now_ms() // MINUTE_MS - 1
     # The same figures in the minute now counting: should it end before the request, it is the

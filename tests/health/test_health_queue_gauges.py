@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -23,11 +22,11 @@ from health.queues import QueuePoller
 from health.settings import HealthSettings
 from shared.clock import now_ms
 from shared.connections import redis_client
-from shared.contracts.jobs import JobEnvelope, Priority
 from shared.jobstore import JobStore
 from shared.queuestats import QueueSnapshot, entry_ms, lane_stats, read_snapshot
 from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
 from shared.streams import DATA_FIELD, WORKER_GROUP, Lane
+from tests.envelopes import job_envelope
 from tests.streams import read_group
 
 Serve = Callable[[Litestar], AbstractAsyncContextManager[str]]
@@ -37,21 +36,6 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 UNUSED_DATABASE = DatabaseSettings(url="postgresql+asyncpg://postgres@127.0.0.1:1/unused")
 NORMAL = Lane("default")
 HIGH = Lane("default", "high")
-
-
-def envelope(priority: Priority = "normal", delay_ms: int = 0) -> JobEnvelope:
-    now = now_ms()
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        priority=priority,
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now,
-        due_at_ms=now + delay_ms,
-        payload=msgspec.Raw(b'{"text":"hi"}'),
-    )
 
 
 def samples(exposition: str) -> Samples:
@@ -72,19 +56,19 @@ async def fill_default_queue(redis: Redis, store: JobStore) -> None:
     """Normal lane: 3 jobs, 1 of them in hand (60 s old); high: 2 waiting; 1 delayed; 1 dead."""
     # An entry id is its stream's clock: one a minute old makes the oldest pending age a minute.
     old_id = f"{now_ms() - 60_000}-0"
-    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(envelope())}, id=old_id)
+    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(job_envelope())}, id=old_id)
     [(read_id, _body)] = await read_group(redis, NORMAL.stream, "worker-1", count=1)
     assert read_id == old_id
     for _ in range(2):
-        await store.enqueue(envelope())
+        await store.enqueue(job_envelope())
     # A rejected entry goes to the dead letters and leaves the stream.
     await store.ensure_group(HIGH)
-    await store.enqueue(envelope("high"))
+    await store.enqueue(job_envelope(priority="high"))
     [(rejected_id, raw)] = await read_group(redis, HIGH.stream, "worker-1")
     await store.reject(HIGH, rejected_id, raw.decode(), "does not decode", now_ms())
     for _ in range(2):
-        await store.enqueue(envelope("high"))
-    await store.enqueue(envelope(delay_ms=3_600_000))
+        await store.enqueue(job_envelope(priority="high"))
+    await store.enqueue(job_envelope(delay_ms=3_600_000))
 
 
 async def test_snapshot_counts_each_lane_and_queue_of_a_real_redis(
@@ -162,7 +146,7 @@ async def test_gauges_follow_the_queue_as_the_poller_reads_it_again(
     async with serve(app) as base_url, httpx.AsyncClient(base_url=base_url) as client:
         # The first read happens before the app serves: the very first scrape has the gauges.
         assert samples((await client.get("/metrics")).text)[depth] == 0
-        await store.enqueue(envelope())
+        await store.enqueue(job_envelope())
         seen = []
         for _ in range(100):
             seen.append(samples((await client.get("/metrics")).text)[depth])
@@ -178,7 +162,7 @@ async def test_a_redis_outage_keeps_the_last_values_and_logs_a_warning(
     store: JobStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    await store.enqueue(envelope())
+    await store.enqueue(job_envelope())
     collector = QueueCollector()
     client = redis_client(RedisSettings(url=redis_url))
     poller = QueuePoller(client, ["default"], collector, interval_s=0.05)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
-import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from shared.clock import now_ms
-from shared.contracts.jobs import JobEnvelope, Priority
+from shared.contracts.jobs import Priority
 from shared.jobstore import JobStore, StartOutcome
 from shared.queuestats import (
     HISTORY_MINUTES,
@@ -31,24 +28,12 @@ from shared.queuestats import (
     resume,
 )
 from shared.streams import Lane, QueueKeys
+from tests.envelopes import job_envelope
 from tests.streams import read_group
 
 # 2024-05-01 12:34:56.789: the last full minute is 12:33.
 NOW_MS = 1_714_566_896_789
 LAST_MINUTE = NOW_MS // MINUTE_MS - 1
-
-
-def envelope(priority: Priority = "normal") -> JobEnvelope:
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        priority=priority,
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now_ms(),
-        payload=msgspec.Raw(b'{"text":"hi"}'),
-    )
 
 
 def lane(priority: Priority, *, lag: int, pending: int, age_s: float = 0.0) -> LaneStats:
@@ -180,7 +165,7 @@ async def test_a_snapshot_reads_the_counters_and_the_pause_of_each_queue(redis: 
 
 
 async def test_a_job_completed_through_the_store_is_counted(redis: Redis, store: JobStore) -> None:
-    job = envelope()
+    job = job_envelope()
     await store.enqueue(job)
     [(entry_id, _data)] = await read_group(redis, Lane("default").stream, "worker-1")
     assert await store.start(job, "t1", now_ms(), entry_id=entry_id, consumer="worker-1") is (

@@ -19,6 +19,7 @@ from shared.contracts.jobs import JobEnvelope, JobView, Priority
 from shared.jobstore import JobStore
 from shared.queuestats import PauseMark, pause, read_snapshot, resume
 from shared.streams import WORKER_GROUP, Lane, QueueKeys
+from tests.envelopes import job_envelope
 from tests.streams import pending_count, read_group, stream_entries
 from tests.waiting import wait_for
 from tests.worker.conftest import SpawnWorker
@@ -118,21 +119,6 @@ class FakeSubscriber:
         self.stops += 1
 
 
-def enqueue_echo_envelope(priority: Priority = "normal") -> JobEnvelope:
-    now = now_ms()
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        priority=priority,
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now,
-        due_at_ms=now,
-        payload=msgspec.Raw(b'{"text":"x"}'),
-    )
-
-
 async def idle_ms_of(redis: Redis, stream: str) -> list[int]:
     rows = cast(
         "list[dict[str, Any]]", await redis.xpending_range(stream, WORKER_GROUP, "-", "+", 100)
@@ -155,7 +141,7 @@ async def test_the_watch_stops_a_paused_lane_once_idle_hands_back_what_it_read_a
         stopping=lambda: False,
     )
     for _ in range(2):
-        await store.enqueue(enqueue_echo_envelope())
+        await store.enqueue(job_envelope(payload={"text": "x"}))
     # What the subscriber read before the pause took effect, and one job of it running here.
     assert len(await read_group(redis, DEFAULT.stream, "w")) == 2
     running = gate.slot(DEFAULT, None)

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
-
-import msgspec
 from redis.asyncio import Redis
 
-from shared.clock import now_ms
-from shared.contracts.jobs import JobEnvelope
 from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore
 from shared.runtime.catalog import COMPLETED_TTL_S, RETRY_SCHEDULE_S
 from shared.runtime.store import RuntimeSettingsStore
 from shared.settings import DatabaseSettings
 from shared.streams import QueueKeys
+from tests.envelopes import job_envelope
 from tests.waiting import wait_for
 from tests.worker.conftest import SpawnWorker
 
 
-def job(job_type: str, payload: object) -> JobEnvelope:
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type=job_type,
-        queue="default",
-        owner="alice",
-        max_attempts=2,
-        enqueued_at_ms=now_ms(),
-        payload=msgspec.Raw(msgspec.json.encode(payload)),
-    )
-
-
 async def completed_ttl_s(store: JobStore, redis: Redis) -> int:
     """Run an echo job through the worker; how long its record is kept."""
-    echo = job("demo.echo", {"text": "hi"})
+    echo = job_envelope("demo.echo", {"text": "hi"}, max_attempts=2)
     await store.enqueue(echo)
     await wait_for(store, echo.id, "completed")
     return int(await redis.ttl(QueueKeys("default").job(echo.id)))
@@ -58,7 +42,7 @@ async def test_a_new_retry_schedule_and_retention_apply_to_the_next_jobs(
         else:
             raise AssertionError("the worker never applied jobs.completed_ttl_s = 120")
 
-        failing = job("demo.fail", {"times": 1})
+        failing = job_envelope("demo.fail", {"times": 1}, max_attempts=2)
         await store.enqueue(failing)
         done = await wait_for(store, failing.id, "completed")
     finally:
