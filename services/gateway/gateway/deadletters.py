@@ -17,7 +17,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from gateway.auth import Principal, admin_only
 from gateway.openapi import CONFLICT
-from gateway.params import epoch_ms, known_queue
+from gateway.params import QueueName, epoch_ms, known_queue
 from gateway.problems import problem
 from shared.clock import now_ms
 from shared.deadletters import (
@@ -32,7 +32,6 @@ from shared.deadletters import (
 )
 from shared.settings import QueueSettings
 
-QueueName = Annotated[str, PathParameter(max_length=64)]
 LetterId = Annotated[str, PathParameter(max_length=41, description="The dead letter's entry id")]
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+
+from litestar.params import PathParameter
 
 from gateway.problems import problem
 from shared.settings import QueueSettings
+
+# A queue named in a path: 1-64 characters, as QueueSettings allows.
+QueueName = Annotated[str, PathParameter(max_length=64)]
 
 
 def known_queue(name: str, queues: QueueSettings, *, status: int = 404) -> str:

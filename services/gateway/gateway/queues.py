@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import PathParameter
 from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK
 from redis.asyncio import Redis
 
 from gateway.auth import Principal, admin_only
-from gateway.params import known_queue
+from gateway.params import QueueName, known_queue
 from shared.clock import now_ms
 from shared.queuestats import PauseMark, QueueOverview, overview, pause, read_snapshot, resume
 from shared.settings import QueueSettings
-
-QueueName = Annotated[str, PathParameter(max_length=64)]
 
 
 async def _overview(redis: Redis, name: str) -> QueueOverview:

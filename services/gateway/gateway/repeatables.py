@@ -11,6 +11,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from gateway.auth import Principal, admin_only
+from gateway.params import QueueName
 from gateway.problems import problem
 from shared.clock import now_ms
 from shared.contracts.jobs import DEFAULT_MAX_ATTEMPTS
@@ -18,7 +19,6 @@ from shared.contracts.repeatables import Repeatable, RepeatableSubmission
 from shared.repeatables import InvalidRepeatableError, RepeatableStore, check_repeatable
 from shared.settings import QueueSettings
 
-QueueName = Annotated[str, PathParameter(max_length=64)]
 Name = Annotated[str, PathParameter(max_length=64)]
 
 
