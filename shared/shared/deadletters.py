@@ -166,12 +166,16 @@ class DeadLetters:
         letter = await self._read(queue, entry_id)
         return None if letter is None else _view(queue, entry_id, letter)
 
-    async def replay(self, queue: str, entry_id: str, by: str, now_ms: int) -> Replayed:
-        """Queue the dead letter's job again, with a fresh round of attempts."""
+    async def replay(
+        self, queue: str, entry_id: str, by: str, now_ms: int
+    ) -> tuple[Replayed, str | None]:
+        """Queue the dead letter's job again, with a fresh round of attempts; what happened,
+        and the id of the letter's job (None when there is no such letter or job)."""
         letter = await self._read(queue, entry_id)
         if letter is None:
-            return Replayed.GONE
-        return await self._replay(entry_id, letter, by, now_ms)
+            return Replayed.GONE, None
+        job_id = None if letter.job is None else letter.job.id
+        return await self._replay(entry_id, letter, by, now_ms), job_id
 
     async def replay_matching(
         self, queue: str, query: DeadLetterFilter, by: str, now_ms: int

@@ -125,17 +125,16 @@ class DeadLetterController(Controller):
         """Queue the job again with a fresh round of attempts, keeping its errors; 404 when the
         dead letter is gone, 409 when it holds no job or its job runs again already."""
         known_queue(name, queues)
-        view = await dead_letters.get(name, letter) if is_entry_id(letter) else None
-        if view is None:
+        if not is_entry_id(letter):
             raise problem(404, f"no dead letter {letter} on queue {name}")
-        outcome = await dead_letters.replay(name, letter, request.user.sub, now_ms())
+        outcome, job_id = await dead_letters.replay(name, letter, request.user.sub, now_ms())
         if outcome is Replayed.GONE:
             raise problem(404, f"no dead letter {letter} on queue {name}")
-        if outcome is Replayed.NOT_A_JOB or view.job_id is None:
+        if outcome is Replayed.NOT_A_JOB or job_id is None:
             raise problem(409, f"dead letter {letter} holds no readable job: purge it instead")
         if outcome is Replayed.LIVE:
             raise problem(409, f"the job of dead letter {letter} runs again already")
-        return ReplayAnswer(letter=letter, job_id=view.job_id)
+        return ReplayAnswer(letter=letter, job_id=job_id)
 
     @post("/replay", status_code=HTTP_200_OK, summary="Replay dead letters in bulk")
     async def replay_matching(

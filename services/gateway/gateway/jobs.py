@@ -194,7 +194,7 @@ class JobController(Controller):
         outcome = (
             Replayed.GONE
             if letter is None
-            else await dead_letters.replay(view.queue, letter, request.user.sub, now_ms())
+            else (await dead_letters.replay(view.queue, letter, request.user.sub, now_ms()))[0]
         )
         if outcome is not Replayed.REPLAYED:
             raise problem(409, f"job {job_id} cannot be retried: its dead letter is gone")
