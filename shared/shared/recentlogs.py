@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shared.logging import ContextFilter, SecretRedactingFilter, json_formatter
-from shared.streams import DATA_FIELD, log_stream
+from shared.streams import DATA_FIELD, entry_order, log_stream
 
 # How many lines each service's stream keeps, and a process holds while Redis is away.
 KEPT_LINES = 1_000
@@ -138,10 +138,5 @@ async def read_recent_logs(
                     fields={k: v for k, v in raw.items() if k not in _BASE_FIELDS},
                 )
             )
-    lines.sort(key=lambda line: _entry_order(line.id), reverse=True)
+    lines.sort(key=lambda line: entry_order(line.id), reverse=True)
     return lines[:limit]
-
-
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    ms, seq = entry_id.split("-")
-    return int(ms), int(seq)

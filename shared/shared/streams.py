@@ -155,3 +155,10 @@ def user_room(sub: str) -> str:
 def role_room(role: str) -> str:
     """The room of every connection with this role."""
     return f"role:{role}"
+
+
+def entry_order(entry_id: str | bytes) -> tuple[int, int]:
+    """A stream entry id as a value that sorts as Redis orders the entries (not as text)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)

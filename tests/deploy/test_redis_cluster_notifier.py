@@ -27,14 +27,13 @@ from devstack.services import SERVICES, ServiceProcess, service_environment, ter
 from devstack.tokens import TokenFactory
 from health.app import create_app as create_health_app
 from health.settings import HealthSettings
-from notifier.recovery import entry_order
 from shared.client import NotifierClient, connect
 from shared.connections import redis_client
 from shared.contracts.events import JobCompleted
 from shared.contracts.ws import EventPush, Resync, ServerMessage, Welcome, parse_offset
 from shared.runtime.listener import SettingsListener
 from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
-from shared.streams import QueueKeys
+from shared.streams import QueueKeys, entry_order
 from tests.deploy.test_redis_cluster import queues_on_different_masters
 from tests.serving import serving
 

@@ -36,7 +36,7 @@ from shared.contracts.jobs import (
     JobView,
 )
 from shared.jobstore import JobStore, StartOutcome
-from shared.streams import DATA_FIELD, WORKER_GROUP, Lane, QueueKeys
+from shared.streams import DATA_FIELD, WORKER_GROUP, Lane, QueueKeys, entry_order
 from tests.streams import read_group
 
 T = TypeVar("T")
@@ -115,12 +115,6 @@ class Observed:
             self.events,
             self.dead,
         )
-
-
-def entry_order(entry_id: str) -> tuple[int, int]:
-    """Stream ids order by (ms, sequence), not as strings."""
-    ms, seq = entry_id.split("-")
-    return int(ms), int(seq)
 
 
 def event_kind(data: bytes) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from redis.exceptions import RedisClusterException, ResponseError
 
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobEvent
-from shared.streams import DATA_FIELD, QueueKeys
+from shared.streams import DATA_FIELD, QueueKeys, entry_order
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,6 @@ class HistoryGoneError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def entry_order(entry_id: str | bytes) -> tuple[int, int]:
-    """A stream entry id as a value that sorts as Redis orders the entries."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    milliseconds, _, sequence = text.partition("-")
-    return int(milliseconds), int(sequence or 0)
 
 
 def addressed_to(event: JobEvent, rooms: Set[str]) -> bool:
