@@ -10,7 +10,9 @@ nothing is missed (or a `Resync` says to refetch). A notifier that stops says wh
 (`Reconnect`), and one too busy to admit the handshake says when to retry (close 1013): the
 client waits that long instead. Each new connection starts with a `Welcome`.
 Entity rooms are not joined again by the client: their tokens are short-lived, so the caller
-joins again with a new one after a `Welcome`. When the token is given as a callable it is asked
+joins again with a new one after a `Welcome`, passing `since=client.resumed_from` to get what the
+rooms missed meanwhile (a join that did not see its `Joined` is best joined again with the
+`since` it was sent with). When the token is given as a callable it is asked
 for a fresh token at each connect and whenever the notifier says the token is expiring. With
 `token_in_message`, the token goes in an `auth` first message rather than the URL, keeping it out
 of URLs and proxy logs.
@@ -48,9 +50,11 @@ from shared.contracts.ws import (
     Refresh,
     ServerMessage,
     TokenExpiring,
+    format_since,
     parse_offset,
     retry_after_ms,
 )
+from shared.streams import entry_order
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +102,9 @@ class NotifierClient:
         self._closed = False
         # The delay the notifier asked for in a `Reconnect`, until the close that follows it.
         self._come_back_after_s: float | None = None
+        # The last offset seen of each queue; and those the current connection was opened with.
         self.offsets: dict[str, str] = dict(since or {})
+        self.resumed_from: dict[str, str] = {}
         self.connections = 0
 
     async def __aenter__(self) -> NotifierClient:
@@ -147,8 +153,7 @@ class NotifierClient:
                     logger.debug("skipping unknown notifier message: %r", exc)
                     continue
                 if isinstance(message, EventPush):
-                    queue, entry_id = parse_offset(message.offset)
-                    self.offsets[queue] = entry_id
+                    self._saw(message.offset)
                 elif isinstance(message, TokenExpiring) and callable(self._token):
                     await self.send(Refresh(token=self._token()))
                 elif isinstance(message, Reconnect):
@@ -168,9 +173,13 @@ class NotifierClient:
             raise ConnectionError("not connected")
         await self._socket.send(_encoder.encode(message).decode())
 
-    async def join(self, subscription_token: str) -> None:
-        """Ask to join the entity room a gateway subscription token names (answer: `Joined`)."""
-        await self.send(Join(token=subscription_token))
+    async def join(self, subscription_token: str, since: Mapping[str, str] | None = None) -> None:
+        """Ask to join the entity room a gateway subscription token names (answer: `Joined`).
+
+        With `since` (offsets by queue) the room's events after them come first, `recovered`.
+        """
+        offsets = format_since(since) if since else None
+        await self.send(Join(token=subscription_token, since=offsets))
 
     async def leave(self, room: str) -> None:
         """Ask to leave an entity room (answer: `Left`)."""
@@ -191,8 +200,15 @@ class NotifierClient:
         """The next connection's URL: the token (unless sent first) and, once known, `since`."""
         query = {} if self._token_in_message else {"token": self._current_token()}
         if self.offsets:
-            query["since"] = ",".join(f"{queue}:{entry}" for queue, entry in self.offsets.items())
+            query["since"] = format_since(self.offsets)
         return f"{self._url}?{urlencode(query)}" if query else self._url
+
+    def _saw(self, offset: str) -> None:
+        # An entity room's catch-up goes back behind what was pushed live: the offset only grows.
+        queue, entry_id = parse_offset(offset)
+        last = self.offsets.get(queue)
+        if last is None or entry_order(entry_id) > entry_order(last):
+            self.offsets[queue] = entry_id
 
     def _current_token(self) -> str:
         return self._token() if callable(self._token) else self._token
@@ -211,6 +227,7 @@ class NotifierClient:
         return None
 
     async def _connect(self) -> ClientConnection:
+        resuming_from = dict(self.offsets)
         socket = await ws_connect(self.url(), compression=None)
         if self._token_in_message:
             try:
@@ -219,6 +236,7 @@ class NotifierClient:
                 await socket.close()
                 raise
         self._socket = socket
+        self.resumed_from = resuming_from
         self.connections += 1
         return socket
 

@@ -165,29 +165,46 @@ async def test_past_the_byte_bound_the_client_is_closed_4408_counting_utf8_bytes
 async def test_pushes_held_during_catch_up_are_written_after_it_minus_those_recovered() -> None:
     shut = ShutSocket()
     connection = connection_on(shut, messages=3)
-    connection.hold_live_events()
+    holding = await connection.hold_live_events()
 
     held = [await connection.push(f"live-{n}", f"default:{n}-0") for n in (1, 2, 3)]
     buffered = connection.buffered
-    await connection.send("history-up-to-2")
-    released = await connection.release_live_events({"default": "2-0"})
+    await connection.send("history-2")
+    # The history was of another room than live-1's: only live-2 was recovered.
+    released = await connection.release_live_events({"default:2-0"})
     straight = await connection.push("live-4", "default:4-0")
 
-    assert held == [True, True, True]
+    assert (holding, held) == (True, [True, True, True])
     # Held, not written, even though the socket would take them.
     assert buffered[0] == 3
     assert released is True
     assert straight is True
-    assert shut.written == ["history-up-to-2", "live-3", "live-4"]
+    assert shut.written == ["history-2", "live-1", "live-3", "live-4"]
+
+
+async def test_holding_writes_what_was_buffered_before_first() -> None:
+    shut = ShutSocket()
+    connection = connection_on(shut, messages=3)
+    shut.open.clear()
+    buffered = await connection.push("before", "default:1-0")
+    shut.open.set()
+
+    holding = await connection.hold_live_events()
+    held = await connection.push("held", "default:2-0")
+    await connection.send("history")
+    released = await connection.release_live_events(set())
+
+    assert (buffered, holding, held, released) == (True, True, True, True)
+    assert shut.written == ["before", "history", "held"]
 
 
 async def test_too_many_pushes_during_catch_up_close_the_client_4408() -> None:
     shut = ShutSocket()
     connection = connection_on(shut, messages=2)
-    connection.hold_live_events()
+    await connection.hold_live_events()
 
     held = [await connection.push(f"live-{n}", f"default:{n}-0") for n in (1, 2, 3)]
-    released = await connection.release_live_events({})
+    released = await connection.release_live_events(set())
 
     assert held == [True, True, False]
     assert released is False

@@ -23,7 +23,7 @@ from shared.contracts.ws import (
     TokenRefreshed,
     Welcome,
 )
-from tests.notifier.wire import publish, queued
+from tests.notifier.wire import gateway_token, publish, queued
 
 StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
 TIMEOUT_S = 5
@@ -129,3 +129,46 @@ async def test_a_refused_token_ends_the_iteration_with_the_close_code(
             await next_message(client.messages())
 
     assert closed.value.code == CLOSE_UNAUTHORIZED
+
+
+async def test_client_rejoins_its_room_from_where_it_resumed_and_gets_what_the_room_missed(
+    start_notifier: StartNotifier,
+    redis_url: str,
+    redis: Redis,
+    make_token: TokenFactory,
+    jwt_secret: str,
+) -> None:
+    """What a frontend does on each `Welcome`: join its entity rooms again, from `resumed_from`."""
+    room = "entity:order:7"
+    port = free_port()
+    client = NotifierClient(
+        f"ws://127.0.0.1:{port}/ws", make_token("alice"), backoff_min_s=0.05, backoff_max_s=0.2
+    )
+    messages = client.messages()
+    try:
+        async with start_notifier(redis_url, port=port):
+            await next_message(messages)
+            await client.join(await gateway_token(jwt_secret, make_token("alice"), room))
+            first_join = await next_message(messages)
+            await publish(redis, queued(room, job_id="before"))
+            await next_push(messages)
+        await publish(redis, queued(room, job_id="while-down"))
+        async with start_notifier(redis_url, port=port):
+            await next_message(messages)
+            await publish(redis, queued("user:alice", job_id="newer"))
+            newer = await next_push(messages)
+            room_token = await gateway_token(jwt_secret, make_token("alice"), room)
+            await client.join(room_token, since=client.resumed_from)
+            recovered = await next_push(messages)
+            # A recovered event older than one seen live does not take the offset back.
+            offsets_after_recovery = dict(client.offsets)
+            second_join = await next_message(messages)
+            await publish(redis, queued(room, job_id="after"))
+            live = await next_push(messages)
+    finally:
+        await client.close()
+
+    assert first_join == second_join == Joined(room=room)
+    assert (recovered.event.job_id, recovered.recovered) == ("while-down", True)
+    assert (live.event.job_id, live.recovered) == ("after", False)
+    assert offsets_after_recovery == {"default": newer.offset.partition(":")[2]}

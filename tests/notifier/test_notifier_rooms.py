@@ -9,39 +9,15 @@ from contextlib import AbstractAsyncContextManager
 import jwt
 import msgspec
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.tokens import TokenFactory
-from gateway.auth import create_jwt_auth
-from gateway.subscriptions import subscription_routes
 from shared.contracts.ws import Error, Join, Joined, Leave, Left
-from shared.settings import JwtSettings
-from tests.notifier.wire import next_push, publish, queued, receive, ws_url
+from tests.notifier.wire import gateway_token, next_push, publish, queued, receive, ws_url
 
 Subscribe = Callable[..., AbstractAsyncContextManager[ClientConnection]]
 StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
-
-
-async def gateway_token(jwt_secret: str, access_token: str, room: str) -> str:
-    """A subscription token from the gateway's own `POST /v1/subscriptions`."""
-    settings = JwtSettings(secret=jwt_secret)
-    app = Litestar(
-        route_handlers=subscription_routes(settings),
-        on_app_init=[create_jwt_auth(settings).on_app_init],
-        logging_config=None,
-    )
-    async with AsyncTestClient(app=app) as gateway:
-        response = await gateway.post(
-            "/v1/subscriptions",
-            json={"room": room},
-            headers={"Authorization": f"Bearer {access_token}"},
-        )
-    assert response.status_code == 201, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def signed(jwt_secret: str, **claims: object) -> str:

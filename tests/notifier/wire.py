@@ -7,13 +7,18 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from gateway.auth import create_jwt_auth
+from gateway.subscriptions import subscription_routes
 from shared.contracts.codec import encoder
 from shared.contracts.events import ErrorInfo, JobCompleted, JobDeadLettered, JobEvent, JobQueued
 from shared.contracts.ws import EventPush, ServerMessage
+from shared.settings import JwtSettings
 from shared.streams import DATA_FIELD, QueueKeys
 
 RECEIVE_TIMEOUT_S = 5
@@ -105,3 +110,22 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 10)
     async with asyncio.timeout(timeout_s):
         while not await condition():  # noqa: ASYNC110 - polls state other processes change
             await asyncio.sleep(0.02)
+
+
+async def gateway_token(jwt_secret: str, access_token: str, room: str) -> str:
+    """A subscription token from the gateway's own `POST /v1/subscriptions`."""
+    settings = JwtSettings(secret=jwt_secret)
+    app = Litestar(
+        route_handlers=subscription_routes(settings),
+        on_app_init=[create_jwt_auth(settings).on_app_init],
+        logging_config=None,
+    )
+    async with AsyncTestClient(app=app) as gateway:
+        response = await gateway.post(
+            "/v1/subscriptions",
+            json={"room": room},
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["token"]
+    return token

@@ -18,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from notifier.admission import HandshakeBucket
 from notifier.auth import TokenVerifier, query_token_auth
+from notifier.catchup import CatchUp
 from notifier.endpoint import ws_route
 from notifier.health import health_routes
 from notifier.hub import Hub
@@ -143,10 +144,9 @@ def create_app(
                 hub=hub,
                 auth=query_token_auth(jwt),
                 tokens=TokenVerifier(jwt),
-                history=history,
+                catch_up=CatchUp(history, source, queues.names),
                 presence=presence,
                 handshakes=handshakes,
-                queues=queues.names,
                 settings=notifier,
             ),
         ],

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Set
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -14,8 +14,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from notifier.auth import Identity
-from notifier.recovery import entry_order
-from shared.contracts.ws import CLOSE_MESSAGE_TOO_BIG, CLOSE_SLOW_CONSUMER, parse_offset
+from shared.contracts.ws import CLOSE_MESSAGE_TOO_BIG, CLOSE_SLOW_CONSUMER
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +118,24 @@ class SocketConnection:
         finally:
             self._closing = None
 
-    def hold_live_events(self) -> None:
-        """Buffer live pushes until `release_live_events`, while the history is sent."""
+    async def hold_live_events(self) -> bool:
+        """Buffer live pushes until `release_live_events`, while history is sent; False if gone.
+
+        What is buffered already is written first, so that the history comes after it.
+        """
+        if self._pending and not await self._flush():
+            return False
         self._pending = deque()
         self._holding = True
+        return True
 
-    async def release_live_events(self, recovered_up_to: Mapping[str, str]) -> bool:
-        """Send the held pushes not already recovered, then push live again; False if dropped.
+    async def release_live_events(self, recovered: Set[str]) -> bool:
+        """Send the held pushes, but those at the `recovered` offsets; False if dropped.
 
-        `recovered_up_to` holds, per queue, the last entry id sent from the history.
+        Then pushes go live again. The held pushes not recovered from history were not in it, or
+        not for the rooms caught up: they are the client's all the same.
         """
-        last = {queue: entry_order(entry_id) for queue, entry_id in recovered_up_to.items()}
-        return await self._flush(last)
+        return await self._flush(recovered)
 
     async def push(self, frame: str, offset: str) -> bool:
         """Write a live event's frame, or buffer it; never waits. False: drop this client."""
@@ -154,7 +159,7 @@ class SocketConnection:
         pushes that arrive go to the bounded buffer, and a peer that stopped answering pings is
         disconnected, which ends the wait.
         """
-        if self._pending and not self._holding and not await self._flush(None):
+        if self._pending and not self._holding and not await self._flush():
             return False
         return await self._write(frame)
 
@@ -163,7 +168,7 @@ class SocketConnection:
         try:
             while self.close_with is None and not self._gone:
                 if self._pending:
-                    if not await self._flush(None):
+                    if not await self._flush():
                         return
                     continue
                 message = await self._receive_until(handler.wake_at())
@@ -221,10 +226,10 @@ class SocketConnection:
         self._pending_bytes += size
         return True
 
-    async def _flush(self, skip_up_to: Mapping[str, tuple[int, int]] | None) -> bool:
+    async def _flush(self, skip: Set[str] = frozenset()) -> bool:
         """Write the buffer out in order, then push straight again; False if the client is gone.
 
-        With `skip_up_to` (after a catch-up), frames at or before a queue's entry are skipped.
+        Frames at the offsets in `skip` (sent from history by a catch-up) are left out.
         Pushes that arrive while it writes join the end of the buffer; the buffer is dropped only
         once empty, with no await in between, so none is lost or reordered at the switch.
         """
@@ -234,10 +239,8 @@ class SocketConnection:
         while pending:
             offset, frame, size = pending.popleft()
             self._pending_bytes -= size
-            if skip_up_to is not None:
-                queue, entry_id = parse_offset(offset)
-                if queue in skip_up_to and entry_order(entry_id) <= skip_up_to[queue]:
-                    continue
+            if offset in skip:
+                continue
             if not await self._write(frame) or self._pending is not pending:
                 return False
         self._pending = None

@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from litestar import WebSocket, websocket
 from litestar.exceptions import NotAuthorizedException, WebSocketDisconnect
 from litestar.handlers import WebsocketRouteHandler
 from litestar.middleware import DefineMiddleware
-from redis.exceptions import RedisError
 
 from notifier.admission import HandshakeBucket, admission
 from notifier.auth import Identity, TokenVerifier, first_message_identity
+from notifier.catchup import CatchUp
 from notifier.connection import SocketConnection
-from notifier.frames import EventFrames
+from notifier.coverage import Coverage
 from notifier.hub import Hub
 from notifier.origin import origin_check
 from notifier.presence import RedisPresence
-from notifier.recovery import HistoryGoneError, RedisHistory
 from notifier.session import Session
 from notifier.settings import NotifierSettings
 from shared.contracts.codec import encoder
 from shared.contracts.ws import (
     CLOSE_BAD_REQUEST,
     CLOSE_REASON_MAX_BYTES,
-    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     OffsetError,
-    Resync,
     Welcome,
-    event_offset,
-    parse_since,
 )
 from shared.streams import role_room, user_room
 
@@ -47,10 +41,9 @@ def ws_route(
     hub: Hub,
     auth: DefineMiddleware,
     tokens: TokenVerifier,
-    history: RedisHistory,
+    catch_up: CatchUp,
     presence: RedisPresence,
     handshakes: HandshakeBucket,
-    queues: Sequence[str],
     settings: NotifierSettings,
 ) -> WebsocketRouteHandler:
     """The `/ws` route handler, bound to its hub and the events history."""
@@ -89,28 +82,33 @@ def ws_route(
         )
         rooms = (user_room(identity.sub), role_room(identity.role))
         try:
-            since = _since(socket.query_params.get(SINCE_PARAMETER), queues)
+            since = catch_up.since(socket.query_params.get(SINCE_PARAMETER))
         except OffsetError as exc:
             await _close(socket, CLOSE_BAD_REQUEST, f"bad since: {exc}", close_timeout_s)
             return
         welcome = Welcome(sub=identity.sub, role=identity.role, rooms=rooms)
         if not await connection.send(encoder.encode(welcome).decode()):
             return
+        # Joined with no suspension after the welcome went out (holding waits for nothing: no
+        # push reached the connection before it joins): every event published after the client
+        # reads its welcome reaches it, held back while the history is sent first.
         if since:
-            connection.hold_live_events()
-        # Joined with no await after the welcome went out: every event published after the
-        # client reads its welcome reaches it (held back while the history is sent first).
+            await connection.hold_live_events()
+        live = catch_up.live()
         hub.join(connection, rooms)
         member = presence.member(identity.sub)
         presence.enter(member, rooms)
+        had = Coverage()
         try:
             async with connection.lifetime():
-                if not since or await _catch_up(connection, history, since, frozenset(rooms)):
+                if await catch_up.send_missed(connection, since, frozenset(rooms), live, had):
                     session = Session(
                         connection,
                         hub,
                         tokens,
                         presence,
+                        catch_up=catch_up,
+                        had=had,
                         member=member,
                         warn_s=settings.token_warn_s,
                         max_entity_rooms=settings.max_entity_rooms,
@@ -125,46 +123,6 @@ def ws_route(
             await _close(socket, code, reason, close_timeout_s)
 
     return notifications
-
-
-def _since(raw: str | None, queues: Sequence[str]) -> dict[str, str]:
-    if not raw:
-        return {}
-    since = parse_since(raw)
-    unknown = sorted(set(since) - set(queues))
-    if unknown:
-        raise OffsetError(f"unknown queue {unknown[0][:64]!r}")
-    return since
-
-
-async def _catch_up(
-    connection: SocketConnection,
-    history: RedisHistory,
-    since: Mapping[str, str],
-    rooms: frozenset[str],
-) -> bool:
-    """Send what the client missed in each queue, then its held live events; False if it ends."""
-    recovered_up_to: dict[str, str] = {}
-    for queue, entry_id in since.items():
-        try:
-            missed = await history.missed(queue, entry_id, rooms)
-        except HistoryGoneError as exc:
-            resync = Resync(queue=queue, reason=exc.reason)
-            if not await connection.send(encoder.encode(resync).decode()):
-                return False
-            continue
-        except (RedisError, OSError) as exc:
-            logger.warning("catch-up of %s failed: %r", connection.identity.sub, exc)
-            connection.close_with = (CLOSE_TRY_AGAIN, "catch-up failed, try again")
-            return False
-        for missed_id, event in missed:
-            frames = EventFrames(event, event_offset(queue, missed_id), recovered=True)
-            frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
-            if not await connection.send(frame):
-                return False
-        if missed:
-            recovered_up_to[queue] = missed[-1][0]
-    return await connection.release_live_events(recovered_up_to)
 
 
 async def _close(

@@ -10,7 +10,9 @@ from litestar.exceptions import NotAuthorizedException
 from redis.exceptions import RedisError
 
 from notifier.auth import Identity, InvalidSubscriptionError, TokenVerifier
+from notifier.catchup import CatchUp
 from notifier.connection import SocketConnection
+from notifier.coverage import Coverage
 from notifier.hub import Hub
 from notifier.presence import RedisPresence, has_presence
 from shared.contracts.codec import encoder
@@ -23,6 +25,7 @@ from shared.contracts.ws import (
     Joined,
     Leave,
     Left,
+    OffsetError,
     Presence,
     PresenceQuery,
     Refresh,
@@ -38,8 +41,8 @@ _decoder = msgspec.json.Decoder(ClientMessage)
 class Session:
     """Answers a client's messages and ends the connection when its access token runs out.
 
-    It joins and leaves entity rooms with subscription tokens signed by the gateway, and says
-    who is in a room.
+    It joins and leaves entity rooms with subscription tokens signed by the gateway, catching a
+    room up from the offsets the join names, and says who is in a room.
 
     `warn_s` ahead of the token's `exp` the client is sent `token_expiring`; a `refresh` with a
     valid token for the same user and role moves `exp`; at `exp` the connection is closed 4401.
@@ -52,6 +55,8 @@ class Session:
         tokens: TokenVerifier,
         presence: RedisPresence,
         *,
+        catch_up: CatchUp,
+        had: Coverage,
         member: str,
         warn_s: float,
         max_entity_rooms: int,
@@ -59,6 +64,8 @@ class Session:
         self._connection = connection
         self._hub = hub
         self._presence = presence
+        self._catch_up = catch_up
+        self._had = had
         self._member = member
         self._tokens = tokens
         self._warn_s = warn_s
@@ -131,28 +138,56 @@ class Session:
         )
 
     async def _join(self, command: Join) -> None:
+        room = await self._room_to_join(command.token)
+        if room is None:
+            return
+        joined = self._hub.rooms_of(self._connection)
+        if room in joined:
+            # Its events have been coming all along: there is nothing to catch up.
+            await self._send(Joined(room=room))
+            return
+        since = await self._join_since(room, command.since, joined)
+        if since is None or (since and not await self._connection.hold_live_events()):
+            return
+        # Joined with no suspension after `live` is taken: every later event reaches the client.
+        live = self._catch_up.live()
+        self._hub.join(self._connection, [room])
+        self._presence.enter(self._member, [room])
+        if await self._catch_up.send_missed(
+            self._connection, since, {room}, live, self._had, room=room
+        ):
+            await self._send(Joined(room=room))
+
+    async def _room_to_join(self, token: str) -> str | None:
+        """The entity room a subscription token lets this client join; None if refused."""
         try:
-            claims = self._tokens.subscription(command.token)
+            claims = self._tokens.subscription(token)
         except InvalidSubscriptionError as exc:
             await self._send(Error(reason=f"join refused: {exc}"[:200]))
-            return
+            return None
         room = claims.room
         if claims.sub != self.identity.sub:
             await self._send(Error(reason="join refused: the token is for another user", room=room))
-            return
+            return None
         # Signed by the gateway or not, user and role rooms are only ever joined at connect.
         if not is_entity_room(room):
             await self._send(Error(reason="join refused: not an entity room", room=room))
-            return
-        joined = self._hub.rooms_of(self._connection)
-        if room not in joined:
-            if sum(map(is_entity_room, joined)) >= self._max_entity_rooms:
-                reason = f"join refused: at most {self._max_entity_rooms} entity rooms"
-                await self._send(Error(reason=reason, room=room))
-                return
-            self._hub.join(self._connection, [room])
-            self._presence.enter(self._member, [room])
-        await self._send(Joined(room=room))
+            return None
+        return room
+
+    async def _join_since(
+        self, room: str, raw: str | None, joined: tuple[str, ...]
+    ) -> dict[str, str] | None:
+        """The offsets to catch `room` up from (maybe none); None if the join is refused."""
+        if sum(map(is_entity_room, joined)) >= self._max_entity_rooms:
+            reason = f"join refused: at most {self._max_entity_rooms} entity rooms"
+            await self._send(Error(reason=reason, room=room))
+            return None
+        try:
+            return self._catch_up.since(raw)
+        except OffsetError as exc:
+            await self._send(Error(reason=f"join refused: bad since: {exc}"[:200], room=room))
+            return None
 
     async def _leave(self, command: Leave) -> None:
         room = command.room
@@ -160,6 +195,7 @@ class Session:
             await self._send(Error(reason="leave refused: not an entity room", room=room))
         elif self._hub.leave_room(self._connection, room):
             self._presence.leave(self._member, [room])
+            self._had.remove(room)
             await self._send(Left(room=room))
         else:
             await self._send(Error(reason="leave refused: not in this room", room=room[:200]))

@@ -117,6 +117,14 @@ class RedisEventSource:
         """Whether every entry added to any of the streams from now on will be read."""
         return len(self._following) == len(self._groups)
 
+    def position(self, queue: str) -> str | None:
+        """The last entry of `queue`'s events stream handed to the sink, or where reading starts.
+
+        Every entry after it will be handed on too. None until the stream's end is first found.
+        """
+        entry_id = self._positions.get(QueueKeys(queue).events.encode())
+        return None if entry_id is None else entry_id.decode()
+
     async def run(self) -> None:
         """Read and deliver until cancelled, retrying with backoff while Redis is unreachable."""
         if len(self._groups) == 1:

@@ -18,7 +18,11 @@ the server cannot use is answered with an `Error`; the connection stays.
 Entity rooms (`entity:<kind>:<id>`) are joined with a subscription token: a short-lived JWT the
 gateway signs (`POST /v1/subscriptions`) after its own access check, with the claims of
 `SubscriptionClaims`. The client sends it in a `Join` and gets `Joined`, or an `Error` naming
-the room; `Leave` leaves an entity room again.
+the room; `Leave` leaves an entity room again. Entity rooms catch up too: a `Join` with `since`
+(the same offsets as the query parameter; after a reconnect, those the connection was opened
+with) first gets the room's events it missed, marked `recovered`, or a `Resync` naming the room,
+then `Joined`, then live events. An event it already got through another of its rooms is not
+sent again.
 
 `PresenceQuery` asks who is connected in a room (a user or entity room; users only of rooms they
 are in): the `Presence` answer counts users and connections on every instance, and lists the
@@ -39,6 +43,7 @@ retry (`retry_after_ms` reads it).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final, Literal
 
 import msgspec
@@ -85,11 +90,16 @@ class EventPush(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag
 
 
 class Resync(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="resync"):
-    """Events of `queue` since the client's offset are no longer all kept: refetch over REST."""
+    """Events of `queue` since the client's offset are no longer all kept: refetch over REST.
+
+    `room` names the entity room whose catch-up (a `Join` with `since`) it answers; without it,
+    it is about the rooms the connection was opened with.
+    """
 
     v: int = 1
     queue: str
     reason: str
+    room: str | None = None
 
 
 class TokenExpiring(
@@ -184,9 +194,13 @@ class Refresh(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="
 
 
 class Join(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="join"):
-    """Join the entity room a subscription token names."""
+    """Join the entity room a subscription token names, catching up from `since` if given.
+
+    `since` has the form of the `since` query parameter: `<queue>:<entry id>`, comma-separated.
+    """
 
     token: str
+    since: str | None = None
 
 
 class Leave(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="leave"):
@@ -251,6 +265,11 @@ def parse_offset(offset: str) -> tuple[str, str]:
     if not (queue and milliseconds.isdigit() and sequence.isdigit()):
         raise OffsetError(f"not an offset: {offset[:64]!r}")
     return queue, entry_id
+
+
+def format_since(offsets: Mapping[str, str]) -> str:
+    """A `since` parameter from the last entry id per queue."""
+    return ",".join(event_offset(queue, entry_id) for queue, entry_id in offsets.items())
 
 
 def parse_since(since: str) -> dict[str, str]:
