@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, settings
 from redis import Redis as SyncRedis
 
 from devstack.ports import free_port
@@ -32,6 +33,11 @@ from shared.connections import redis_client
 from shared.jobstore import JobStore
 from shared.settings import RedisSettings
 from shared.streams import Lane
+
+# Timing belongs in `make bench`: on a loaded machine a slow example is no failure, nor is
+# input generation that takes seconds.
+settings.register_profile("conduit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("conduit")
 
 TEMPLATE_DATABASE = "conduit_template"
 STACK_DATABASE = "conduit_stack"
