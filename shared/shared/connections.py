@@ -7,6 +7,7 @@ from typing import cast
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import RedisSettings
@@ -14,6 +15,10 @@ from shared.settings import RedisSettings
 # Without an explicit list, redis-py (7.1 to 8.1, measured) gives up on the first command after a
 # server restart: every retry reuses the dead socket and fails with "Connection closed by server".
 RETRY_ON = [RedisConnectionError, RedisTimeoutError]
+
+# What a Redis call raises when Redis fails, which a loop waits out and a request answers 503 to.
+# A cluster client raises RedisClusterException, which is no RedisError, while no node answers.
+REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
 
 
 def redis_client(settings: RedisSettings) -> Redis:

@@ -18,8 +18,8 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from shared.connections import REDIS_FAILURES
 from shared.logging import ContextFilter, SecretRedactingFilter, json_formatter
 from shared.streams import DATA_FIELD, entry_order, log_stream
 
@@ -86,7 +86,7 @@ class RecentLogs(logging.Handler):
         """Flush every second until cancelled; a Redis outage keeps the newest lines buffered."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self.flush_once()
 
     @contextlib.asynccontextmanager
@@ -102,7 +102,7 @@ class RecentLogs(logging.Handler):
             with contextlib.suppress(asyncio.CancelledError):
                 await flushing
             root.removeHandler(self)
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_FAILURES):
                 await self.flush_once()
 
 

@@ -27,12 +27,14 @@ from devstack.services import SERVICES, ServiceProcess, service_environment, ter
 from devstack.tokens import TokenFactory
 from health.app import create_app as create_health_app
 from health.settings import HealthSettings
+from notifier.app import create_app as create_notifier_app
+from notifier.settings import NotifierSettings
 from shared.client import NotifierClient, connect
 from shared.connections import redis_client
 from shared.contracts.events import JobCompleted
 from shared.contracts.ws import EventPush, Resync, ServerMessage, Welcome, parse_offset
 from shared.runtime.listener import SettingsListener
-from shared.settings import DatabaseSettings, QueueSettings, RedisSettings
+from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 from shared.streams import QueueKeys, entry_order
 from tests.deploy.test_redis_cluster import queues_on_different_masters
 from tests.serving import serving
@@ -353,6 +355,31 @@ async def test_health_fails_redis_when_one_master_of_the_cluster_is_down(
         # Not the node the client was given: a ping of that node alone would still pass.
         small_cluster.nodes[-1].stop()
         assert await redis_statuses(http) == ["fail"]
+
+
+async def test_the_notifier_is_unready_503_while_no_master_of_the_cluster_answers(
+    small_cluster: RedisCluster, jwt_secret: str
+) -> None:
+    app = create_notifier_app(
+        redis=RedisSettings(url=small_cluster.url, cluster=True),
+        jwt=JwtSettings(secret=jwt_secret),
+        queues=QueueSettings(names=("alpha",)),
+        notifier=NotifierSettings(read_block_ms=500, retry_min_ms=50, retry_max_ms=200),
+        database=None,
+    )
+
+    async with serving(app) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        async with asyncio.timeout(10):
+            while (await http.get("/readyz")).status_code != 200:  # noqa: ASYNC110 - polls HTTP
+                await asyncio.sleep(0.1)
+        for node in small_cluster.nodes:
+            node.stop()
+        unready = await http.get("/readyz")
+
+    # A cluster client raises RedisClusterException, no RedisError, and while it reconnects even
+    # an AttributeError: once either was a 500.
+    assert unready.status_code == 503
+    assert unready.json()["status"] == "fail"
 
 
 class NoStoredSettings:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.di import NamedDependency
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from shared.connections import REDIS_FAILURES
 
 READY_TIMEOUT_S = 2.0
 
@@ -21,6 +22,6 @@ async def readyz(redis: NamedDependency[Redis]) -> Response[dict[str, str]]:
     """Ready when Redis answers: without it no job can be accepted."""
     try:
         await redis.ping()
-    except (RedisError, OSError) as exc:
+    except REDIS_FAILURES as exc:
         return Response({"status": "fail", "redis": str(exc)}, status_code=503)
     return Response({"status": "pass"})

@@ -14,7 +14,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 from litestar.types import ExceptionHandler
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -111,5 +111,7 @@ def _redis_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Respo
 
 EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler[Any]] = {
     RedisError: _redis_unavailable,
+    # A cluster client's "no node answers", which is no RedisError.
+    RedisClusterException: _redis_unavailable,
     Exception: _unexpected,
 }

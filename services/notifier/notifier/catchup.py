@@ -12,12 +12,11 @@ import logging
 from collections.abc import Collection, Mapping, Set
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from notifier.connection import SocketConnection
 from notifier.coverage import Coverage, EntryOrder
 from notifier.frames import EventFrames
 from notifier.recovery import HistoryGoneError, RedisHistory
+from shared.connections import REDIS_FAILURES
 from shared.contracts.codec import encoder
 from shared.contracts.ws import CLOSE_TRY_AGAIN, OffsetError, Resync, event_offset, parse_since
 from shared.streams import entry_order
@@ -90,7 +89,7 @@ class CatchUp:
                 if not await connection.send(encoder.encode(resync).decode()):
                     return False
                 continue
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 logger.warning("catch-up of %s failed: %r", connection.identity.sub, exc)
                 connection.close_with = (CLOSE_TRY_AGAIN, "catch-up failed, try again")
                 return False

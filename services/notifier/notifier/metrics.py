@@ -50,7 +50,7 @@ class NotifierCollector(Collector):
         )
         yield CounterMetricFamily(
             "conduit_notifier_messages_sent",
-            "Event frames written to WebSocket connections.",
+            "Event frames handed to WebSocket connections: written, or buffered for a slow one.",
             value=self._hub.messages_sent,
         )
         yield CounterMetricFamily(

@@ -27,7 +27,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from notifier.cancellation import stop_if_cancelled
 from notifier.settings import NotifierSettings
-from notifier.source import REDIS_FAILURES, read_groups
+from notifier.source import read_groups
+from shared.connections import REDIS_FAILURES
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobCompleted, JobDeadLettered, JobEvent
 from shared.contracts.jobs import SYSTEM_OWNER

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from notifier.cancellation import stop_if_cancelled
+from shared.connections import REDIS_FAILURES
 from shared.contracts.ws import is_entity_room
 from shared.streams import PREFIX
 
@@ -102,7 +102,7 @@ class RedisPresence:
             renew = time.monotonic() - renewed_at >= renew_every_s
             try:
                 await self._flush(renew=renew)
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 logger.warning("writing presence failed, retrying: %r", exc)
                 continue
             finally:

@@ -13,8 +13,7 @@ from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import ResponseError
 
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobEvent
@@ -87,9 +86,6 @@ class RedisHistory:
                 if "no such key" not in str(exc):
                     raise
                 return [], None
-            except RedisClusterException as exc:
-                # No node of the cluster answers: an outage, as a RedisError says to callers.
-                raise RedisConnectionError(f"Redis Cluster unreachable: {exc}") from exc
         return cast(list[tuple[bytes, dict[bytes, bytes]]], entries), cast(dict[str, Any], info)
 
 

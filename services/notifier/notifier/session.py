@@ -7,7 +7,6 @@ import time
 
 import msgspec
 from litestar.exceptions import NotAuthorizedException
-from redis.exceptions import RedisError
 
 from notifier.auth import Identity, InvalidSubscriptionError, TokenVerifier
 from notifier.catchup import CatchUp
@@ -15,6 +14,7 @@ from notifier.connection import SocketConnection
 from notifier.coverage import Coverage
 from notifier.hub import Hub
 from notifier.presence import RedisPresence, has_presence
+from shared.connections import REDIS_FAILURES
 from shared.contracts.codec import encoder
 from shared.contracts.ws import (
     CLOSE_UNAUTHORIZED,
@@ -125,7 +125,7 @@ class Session:
             return
         try:
             present = await self._presence.of(room)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             await self._send(Error(reason=f"presence unavailable: {exc!r}"[:200], room=room))
             return
         await self._send(

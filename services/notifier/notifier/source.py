@@ -20,10 +20,10 @@ from typing import Any, Protocol, cast
 import msgspec
 from redis.asyncio import Redis
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, RedisError
 
 from notifier.cancellation import stop_if_cancelled
 from notifier.settings import NotifierSettings
+from shared.connections import REDIS_FAILURES
 from shared.contracts.codec import event_decoder
 from shared.contracts.events import JobEvent
 from shared.contracts.ws import event_offset
@@ -31,9 +31,6 @@ from shared.streams import DATA_FIELD, QueueKeys
 
 logger = logging.getLogger(__name__)
 
-# What a Redis call may raise that a loop waits out and retries: a cluster client also raises
-# RedisClusterException (no RedisError) while no node of the cluster can be reached.
-REDIS_FAILURES = (RedisError, RedisClusterException, OSError)
 
 _DATA_FIELD = DATA_FIELD.encode()
 # The id before every real entry: reading after it returns anything added to the stream.

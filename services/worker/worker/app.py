@@ -16,10 +16,9 @@ from faststream.redis.annotations import RedisStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.connections import RETRY_ON, redis_client
+from shared.connections import REDIS_FAILURES, RETRY_ON, redis_client
 from shared.contracts.repeatables import Repeatable
 from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore, StoreSettings
@@ -328,7 +327,7 @@ async def _hand_back(store: JobStore, lanes: tuple[Lane, ...], worker: WorkerSet
     for lane in lanes:
         try:
             handed = await store.hand_back(lane, worker.consumer)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("could not hand back unfinished jobs; they are reclaimed later: %s", exc)
             return
         if handed:
@@ -342,7 +341,7 @@ async def _ensure_groups(store: JobStore, lanes: tuple[Lane, ...]) -> None:
         try:
             for lane in lanes:
                 await store.ensure_group(lane)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("Redis not reachable yet, retrying in %.1fs: %s", delay_s, exc)
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, RETRY_CEILING_S)

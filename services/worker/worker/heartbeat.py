@@ -16,9 +16,9 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.clock import now_ms
+from shared.connections import REDIS_FAILURES
 from shared.contracts.jobs import JobEnvelope
 from shared.heartbeats import Heartbeat, publish, withdraw
 from shared.streams import Lane, lanes_of
@@ -116,7 +116,7 @@ class HeartbeatLoop:
             # Bounded: a beat that hangs longer than an interval is a missed beat anyway.
             async with asyncio.timeout(self._interval_s):
                 await publish(self._redis, self.heartbeat())
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (*REDIS_FAILURES, TimeoutError) as exc:
             log.warning("could not publish the heartbeat: %r", exc)
             return False
         return True
@@ -134,5 +134,5 @@ class HeartbeatLoop:
         try:
             async with asyncio.timeout(self._interval_s):
                 await withdraw(self._redis, self._worker.consumer)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (*REDIS_FAILURES, TimeoutError) as exc:
             log.warning("could not remove the heartbeat; it expires by itself: %r", exc)

@@ -24,8 +24,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from shared.connections import REDIS_FAILURES
 from shared.jobstore import JobStore
 from shared.queuestats import paused_queues
 from shared.streams import Lane
@@ -156,7 +156,7 @@ class PauseWatch:
         async with self._checking:
             try:
                 paused = await paused_queues(self._redis, self._queues)
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 # A worker that cannot read Redis cannot start jobs either: the last view stands.
                 log.warning("could not read which queues are paused: %s", exc)
                 return
@@ -184,7 +184,7 @@ class PauseWatch:
             # What it read and did not start: claimable at once after the resume, and not
             # counted as a delivery that killed its worker.
             handed = await self._store.hand_back(lane, self._consumer)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("could not hand back the entries read from %s: %s", lane.stream, exc)
             return
         if handed:
@@ -195,7 +195,7 @@ class PauseWatch:
         try:
             await self._store.ensure_group(lane)
             await switch.start()
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             # Unparked all the same: the consumer watch restarts a stopped consumer.
             log.warning("could not restart the consumer of %s: %s", lane.stream, exc)
         finally:

@@ -13,8 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
-from redis.exceptions import RedisError
-
+from shared.connections import REDIS_FAILURES
 from shared.jobstore import JobStore, Reclaimed
 from shared.streams import Lane
 from worker.runner import JobRunner
@@ -47,7 +46,7 @@ class LeaseKeeper:
             for lane in self._lanes:
                 try:
                     await self._store.renew(lane, self._consumer, self._runner.in_hand(lane))
-                except (RedisError, OSError) as exc:
+                except REDIS_FAILURES as exc:
                     log.warning("could not renew leases: %s", exc)
 
 
@@ -101,7 +100,7 @@ class Reclaimer:
             taken = await self._store.reclaim(
                 lane, self._consumer, min_idle_ms=self._min_idle_ms, count=free
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("could not reclaim: %s", exc)
             return
         for entry in taken:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 import msgspec
 from croniter import CroniterError, croniter
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.clock import now_ms
+from shared.connections import REDIS_FAILURES
 from shared.contracts.codec import encoder
 from shared.contracts.jobs import JobEnvelope
 from shared.contracts.repeatables import Repeatable
@@ -87,7 +87,7 @@ class RepeatScheduler:
         while True:
             try:
                 await self.fire_due()
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 log.warning("could not fire repeatable jobs: %s", exc)
             await asyncio.sleep(self._interval_s)
 

@@ -7,9 +7,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from redis.exceptions import RedisError
-
 from shared.clock import now_ms
+from shared.connections import REDIS_FAILURES
 from shared.jobstore import JobStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ class DuePromoter:
                 if rounds % SWEEP_EVERY == 0:
                     for queue in self._queues:
                         await self._store.sweep(queue, now_ms())
-            except (RedisError, OSError) as exc:
+            except REDIS_FAILURES as exc:
                 log.warning("could not promote due jobs: %s", exc)
                 moved = 0
             rounds += 1

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
+from shared.connections import REDIS_FAILURES
 from shared.jobstore import JobStore
 from shared.streams import Lane
 
@@ -64,5 +63,5 @@ class ConsumerWatch:
         try:
             await self._store.ensure_group(lane)
             await consumer.start()
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("could not restart the consumer of %s: %s", lane.stream, exc)

@@ -25,9 +25,9 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.connections import REDIS_FAILURES
 from shared.runtime.catalog import LOG_LEVEL, InvalidSettingError, Setting
 from shared.runtime.store import SettingChanged
 from shared.settings import LogLevel
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Outages we expect and wait out quietly; anything else is logged with its traceback.
-_EXPECTED = (RedisError, OSError, SQLAlchemyError)
+_EXPECTED = (*REDIS_FAILURES, SQLAlchemyError)
 
 
 class SettingsSource(Protocol):

@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.connections import REDIS_FAILURES
 from shared.db.models import SystemSetting
 from shared.runtime.catalog import Setting
 from shared.streams import SETTINGS_CHANNEL
@@ -113,5 +113,5 @@ class RuntimeSettingsStore:
         message = msgspec.json.encode(SettingChanged(key=key, updated_by=updated_by))
         try:
             await self._redis.publish(self._channel, message)
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             raise NotAnnouncedError(key, exc) from exc
