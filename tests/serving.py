@@ -14,15 +14,19 @@ from devstack.ports import LOOPBACK
 
 
 @asynccontextmanager
-async def serving(app: Any, port: int = 0) -> AsyncIterator[str]:
-    """`async with serving(app) as base_url`: on a loopback port (0: any free one)."""
+async def serving(app: Any, port: int = 0, **config: Any) -> AsyncIterator[str]:
+    """`async with serving(app) as base_url`: on a loopback port (0: any free one).
+
+    `config` goes to uvicorn (`ws=` a WebSocket protocol, say).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # So that a test can serve again on the port of a server it just stopped.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((LOOPBACK, port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, lifespan="on", ws_per_message_deflate=False)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", ws_per_message_deflate=False, **config)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(10):

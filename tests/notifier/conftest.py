@@ -15,12 +15,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from devstack.tokens import TokenFactory
 from notifier.app import create_app
 from notifier.settings import NotifierSettings
+from notifier.wsprotocol import notifier_protocol
 from shared.contracts.ws import Welcome
 from shared.settings import DatabaseSettings, JwtSettings, QueueSettings, RedisSettings
 from tests.notifier.wire import receive, ws_url
 from tests.serving import serving
 
 QUEUES = ("default", "emails")
+# The WebSocket protocol `python -m notifier` runs, whose direct frame writes pushes take. The
+# `notifier_url` notifier runs it; those of `start_notifier` run uvicorn's default, where pushes
+# go through the ASGI send, and a restart closes clients without a `reconnect` first.
+PROTOCOL = notifier_protocol(NotifierSettings().restart_window_ms)
 
 Subscribe = Callable[..., AbstractAsyncContextManager[ClientConnection]]
 StartNotifier = Callable[..., AbstractAsyncContextManager[str]]
@@ -79,7 +84,7 @@ def start_notifier(jwt_secret: str) -> StartNotifier:
 @pytest.fixture
 async def notifier_url(redis_url: str, jwt_secret: str) -> AsyncIterator[str]:
     """Base URL of a ready notifier (http://host:port)."""
-    async with serving(notifier_app(redis_url, jwt_secret)) as base_url:
+    async with serving(notifier_app(redis_url, jwt_secret), ws=PROTOCOL) as base_url:
         await wait_ready(base_url)
         yield base_url
 

@@ -26,6 +26,7 @@ from devstack.ports import LOOPBACK
 from devstack.tokens import TokenFactory
 from notifier.auth import Identity
 from notifier.connection import SocketConnection
+from notifier.frames import TextFrame
 from notifier.settings import NotifierSettings
 from shared.contracts.ws import CLOSE_SLOW_CONSUMER, EventPush, Welcome
 from shared.settings import SettingsError, from_env
@@ -44,6 +45,8 @@ class ShutSocket:
         self.open.set()
         self.written: list[str] = []
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Another server than the notifier's own: sends go through `send_data`.
+        self.scope: dict[str, Any] = {"type": "websocket", "extensions": {}}
 
     async def send_data(self, data: str) -> None:
         await self.open.wait()
@@ -88,7 +91,7 @@ async def test_pushes_go_straight_to_a_socket_that_takes_them() -> None:
     shut = ShutSocket()
     connection = connection_on(shut)
 
-    results = [await connection.push(f"frame-{n}", f"default:{n}-0") for n in range(3)]
+    results = [await connection.push(TextFrame(f"frame-{n}"), f"default:{n}-0") for n in range(3)]
 
     assert results == [True, True, True]
     assert shut.written == ["frame-0", "frame-1", "frame-2"]
@@ -104,13 +107,13 @@ async def test_pushes_to_a_waiting_socket_are_buffered_then_written_in_order_by_
     await asyncio.sleep(0)
     shut.open.clear()
 
-    results = [await connection.push(f"frame-{n}", f"default:{n}-0") for n in range(5)]
+    results = [await connection.push(TextFrame(f"frame-{n}"), f"default:{n}-0") for n in range(5)]
     buffered_while_shut = connection.buffered
     shut.open.set()
     async with asyncio.timeout(RECEIVE_TIMEOUT_S):
         while connection.buffered != (0, 0):  # noqa: ASYNC110 - the client's task writes
             await asyncio.sleep(0.001)
-    straight = await connection.push("frame-5", "default:5-0")
+    straight = await connection.push(TextFrame("frame-5"), "default:5-0")
     written_at_once = list(shut.written)
     client_task.cancel()
 
@@ -127,7 +130,7 @@ async def test_past_the_message_bound_the_client_is_closed_4408_and_its_buffer_f
     await asyncio.sleep(0)
     shut.open.clear()
 
-    results = [await connection.push(f"frame-{n}", f"default:{n}-0") for n in range(4)]
+    results = [await connection.push(TextFrame(f"frame-{n}"), f"default:{n}-0") for n in range(4)]
     async with asyncio.timeout(RECEIVE_TIMEOUT_S):
         await client_task
 
@@ -138,7 +141,7 @@ async def test_past_the_message_bound_the_client_is_closed_4408_and_its_buffer_f
     )
     assert connection.buffered == (0, 0)
     assert shut.written == []
-    assert await connection.push("later", "default:9-0") is False
+    assert await connection.push(TextFrame("later"), "default:9-0") is False
 
 
 async def test_past_the_byte_bound_the_client_is_closed_4408_counting_utf8_bytes() -> None:
@@ -150,7 +153,7 @@ async def test_past_the_byte_bound_the_client_is_closed_4408_counting_utf8_bytes
     await asyncio.sleep(0)
     shut.open.clear()
 
-    results = [await connection.push(frame, f"default:{n}-0") for n in range(4)]
+    results = [await connection.push(TextFrame(frame), f"default:{n}-0") for n in range(4)]
     async with asyncio.timeout(RECEIVE_TIMEOUT_S):
         await client_task
 
@@ -167,12 +170,12 @@ async def test_pushes_held_during_catch_up_are_written_after_it_minus_those_reco
     connection = connection_on(shut, messages=3)
     holding = await connection.hold_live_events()
 
-    held = [await connection.push(f"live-{n}", f"default:{n}-0") for n in (1, 2, 3)]
+    held = [await connection.push(TextFrame(f"live-{n}"), f"default:{n}-0") for n in (1, 2, 3)]
     buffered = connection.buffered
     await connection.send("history-2")
     # The history was of another room than live-1's: only live-2 was recovered.
     released = await connection.release_live_events({"default:2-0"})
-    straight = await connection.push("live-4", "default:4-0")
+    straight = await connection.push(TextFrame("live-4"), "default:4-0")
 
     assert (holding, held) == (True, [True, True, True])
     # Held, not written, even though the socket would take them.
@@ -186,11 +189,11 @@ async def test_holding_writes_what_was_buffered_before_first() -> None:
     shut = ShutSocket()
     connection = connection_on(shut, messages=3)
     shut.open.clear()
-    buffered = await connection.push("before", "default:1-0")
+    buffered = await connection.push(TextFrame("before"), "default:1-0")
     shut.open.set()
 
     holding = await connection.hold_live_events()
-    held = await connection.push("held", "default:2-0")
+    held = await connection.push(TextFrame("held"), "default:2-0")
     await connection.send("history")
     released = await connection.release_live_events(set())
 
@@ -203,7 +206,7 @@ async def test_too_many_pushes_during_catch_up_close_the_client_4408() -> None:
     connection = connection_on(shut, messages=2)
     await connection.hold_live_events()
 
-    held = [await connection.push(f"live-{n}", f"default:{n}-0") for n in (1, 2, 3)]
+    held = [await connection.push(TextFrame(f"live-{n}"), f"default:{n}-0") for n in (1, 2, 3)]
     released = await connection.release_live_events(set())
 
     assert held == [True, True, False]

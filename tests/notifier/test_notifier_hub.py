@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from notifier.frames import EventFrames, for_users
+from notifier.frames import EventFrames, TextFrame, for_users
 from notifier.hub import Hub
 from shared.contracts.events import ErrorInfo, JobDeadLettered, JobQueued
 from shared.contracts.ws import EventPush, ServerMessage, Welcome, event_offset
@@ -39,9 +39,9 @@ class RecordingConnection:
         self.keeps_up = keeps_up
         self.frames: list[str] = []
 
-    async def push(self, frame: str, offset: str) -> bool:
+    async def push(self, frame: TextFrame, offset: str) -> bool:
         if self.keeps_up:
-            self.frames.append(frame)
+            self.frames.append(frame.text)
         return self.keeps_up
 
     def pushes(self) -> list[EventPush]:
@@ -195,13 +195,22 @@ def test_events_without_an_error_detail_are_not_copied_for_users() -> None:
 def test_event_frame_is_a_tagged_push_with_offset_and_event() -> None:
     frame = EventFrames(queued("user:alice"), event_offset("default", "5-1")).for_user()
 
-    raw = msgspec.json.decode(frame)
+    raw = msgspec.json.decode(frame.text)
     assert raw["type"] == "event"
     assert raw["offset"] == "default:5-1"
     assert raw["event"]["event"] == "job.queued"
-    assert msgspec.json.decode(frame, type=ServerMessage) == EventPush(
+    assert msgspec.json.decode(frame.text, type=ServerMessage) == EventPush(
         offset="default:5-1", event=queued("user:alice")
     )
+
+
+def test_a_frames_wire_form_is_one_unmasked_final_text_frame_built_once() -> None:
+    short, long = TextFrame("é" * 10), TextFrame("x" * 300)
+
+    # FIN + text opcode; no mask bit; the length in 7 bits, or 126 and 16 bits (RFC 6455, 5.2).
+    assert short.wire == b"\x81\x14" + ("é" * 10).encode()
+    assert long.wire == b"\x81\x7e\x01\x2c" + b"x" * 300
+    assert long.wire is long.wire
 
 
 def test_welcome_round_trips_as_a_server_message() -> None:

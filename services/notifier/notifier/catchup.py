@@ -99,7 +99,7 @@ class CatchUp:
                 offset = event_offset(queue, missed_id)
                 frames = EventFrames(event, offset, recovered=True)
                 frame = frames.for_admin() if connection.sees_error_detail else frames.for_user()
-                if not await connection.send(frame):
+                if not await connection.send(frame.text):
                     return False
                 sent.add(offset)
             has_after[queue] = entry_order(entry_id)

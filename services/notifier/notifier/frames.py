@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+from websockets.frames import Frame, Opcode
 
 from shared.contracts.codec import encoder
 from shared.contracts.events import ErrorInfo, JobDeadLettered, JobEvent, JobRetrying
@@ -16,6 +17,27 @@ def for_users(event: JobEvent) -> JobEvent:
     return event
 
 
+class TextFrame:
+    """One text message for every socket it goes to: its text, and its frame as on the wire.
+
+    The wire frame (unmasked, as a server's are) is built once, when first asked for, however many
+    sockets it is then written to.
+    """
+
+    __slots__ = ("_wire", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        """The whole WebSocket frame."""
+        if self._wire is None:
+            self._wire = Frame(Opcode.TEXT, self.text.encode()).serialize(mask=False)
+        return self._wire
+
+
 class EventFrames:
     """The frames of one event, each encoded at most once however many connections get it."""
 
@@ -25,22 +47,22 @@ class EventFrames:
         self._event = event
         self._offset = offset
         self._recovered = recovered
-        self._admin: str | None = None
-        self._user: str | None = None
+        self._admin: TextFrame | None = None
+        self._user: TextFrame | None = None
 
-    def for_admin(self) -> str:
+    def for_admin(self) -> TextFrame:
         """The frame with the full error."""
         if self._admin is None:
             self._admin = self._encode(self._event)
         return self._admin
 
-    def for_user(self) -> str:
+    def for_user(self) -> TextFrame:
         """The frame with the friendly error only."""
         if self._user is None:
             redacted = for_users(self._event)
             self._user = self.for_admin() if redacted is self._event else self._encode(redacted)
         return self._user
 
-    def _encode(self, event: JobEvent) -> str:
+    def _encode(self, event: JobEvent) -> TextFrame:
         push = EventPush(offset=self._offset, event=event, recovered=self._recovered)
-        return encoder.encode(push).decode()
+        return TextFrame(encoder.encode(push).decode())

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from opentelemetry.trace import SpanKind
 
-from notifier.frames import EventFrames
+from notifier.frames import EventFrames, TextFrame
 from shared.contracts.events import JobEvent
 from shared.telemetry import trace_context, tracer
 
@@ -20,7 +20,7 @@ class Connection(Protocol):
     def sees_error_detail(self) -> bool:
         """Whether this client may see an error's detail (admins)."""
 
-    async def push(self, frame: str, offset: str) -> bool:
+    async def push(self, frame: TextFrame, offset: str) -> bool:
         """Send the frame of the event at `offset` without waiting on a slow client.
 
         False means drop this connection.
