@@ -20,9 +20,9 @@ gateway signs (`POST /v1/subscriptions`) after its own access check, with the cl
 `SubscriptionClaims`. The client sends it in a `Join` and gets `Joined`, or an `Error` naming
 the room; `Leave` leaves an entity room again. Entity rooms catch up too: a `Join` with `since`
 (the same offsets as the query parameter; after a reconnect, those the connection was opened
-with) first gets the room's events it missed, marked `recovered`, or a `Resync` naming the room,
-then `Joined`, then live events. An event it already got through another of its rooms is not
-sent again.
+with) first gets the room's events it missed, marked `recovered`, or a `Resync` naming the room;
+then the live events of its rooms that came meanwhile, and `Joined` once it is caught up. An
+event it already got through another of its rooms is not sent again.
 
 `PresenceQuery` asks who is connected in a room (a user or entity room; users only of rooms they
 are in): the `Presence` answer counts users and connections on every instance, and lists the
