@@ -9,13 +9,15 @@ are fenced by the attempt's token: a late answer from an attempt that was reclai
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from shared.coalesce import Coalescer
 from shared.contracts.codec import encoder
 from shared.contracts.events import (
     ErrorInfo,
@@ -61,6 +63,8 @@ HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
 _errors_decoder = msgspec.json.Decoder(tuple[AttemptError, ...])
 # How far ahead of a record's expiry the sweeper drops it from the listing indexes.
 SWEEP_AHEAD_MS = 60_000
+# The most jobs one batched start or completion script takes: it blocks Redis while it runs.
+MAX_BATCH_JOBS = 100
 # How many minutes of per-minute counters a queue keeps: two hours, for throughput charts.
 COUNTED_MINUTES = 120
 
@@ -74,6 +78,13 @@ class StartOutcome(enum.Enum):
     """The job was cancelled or already finished: ack the entry and skip it."""
     NOT_OURS = -1
     """Another worker reclaimed the entry: leave it alone."""
+
+
+class _Step(NamedTuple):
+    """One job's part of a batched script call: its keys and its arguments."""
+
+    keys: tuple[str, ...]
+    args: tuple[str | int | bytes, ...]
 
 
 class Reclaimed(msgspec.Struct, frozen=True):
@@ -110,6 +121,8 @@ class JobStore:
         self._redis = redis
         self._settings = settings or StoreSettings()
         self._scripts = load_scripts(redis, _SCRIPTS)
+        self._starts: dict[tuple[str, str], Coalescer[_Step, StartOutcome]] = {}
+        self._completions: dict[str, Coalescer[_Step, bool]] = {}
 
     @property
     def settings(self) -> StoreSettings:
@@ -229,24 +242,40 @@ class JobStore:
     async def start(
         self, envelope: JobEnvelope, token: str, now_ms: int, *, entry_id: str, consumer: str
     ) -> StartOutcome:
-        """Begin an attempt under `token`, if the entry is still this consumer's to run."""
+        """Begin an attempt under `token`, if the entry is still this consumer's to run.
+
+        Starts of one queue and consumer that come together go to Redis in one batch.
+        """
         keys = QueueKeys(envelope.queue)
         started = JobStarted(**self._event_base(envelope, now_ms), attempt=envelope.attempt)
-        outcome = await self._scripts["start"](
-            keys=[keys.job(envelope.id), keys.events, keys.stream_of(envelope.priority)],
-            args=[
-                token,
-                envelope.attempt,
-                now_ms,
-                encoder.encode(started),
-                self._settings.events_maxlen,
-                DATA_FIELD,
-                WORKER_GROUP,
-                consumer,
-                entry_id,
-            ],
+        step = _Step(
+            keys=(keys.job(envelope.id), keys.stream_of(envelope.priority)),
+            args=(token, envelope.attempt, now_ms, encoder.encode(started), entry_id),
         )
-        return StartOutcome(int(outcome))
+        starts = self._starts.get((envelope.queue, consumer))
+        if starts is None:
+            starts = Coalescer(
+                functools.partial(self._start_batch, envelope.queue, consumer),
+                max_batch=MAX_BATCH_JOBS,
+            )
+            self._starts[envelope.queue, consumer] = starts
+        return await starts.submit(step)
+
+    async def _start_batch(
+        self, queue: str, consumer: str, steps: list[_Step]
+    ) -> list[StartOutcome]:
+        keys: list[str] = [QueueKeys(queue).events]
+        args: list[str | int | bytes] = [
+            self._settings.events_maxlen,
+            DATA_FIELD,
+            WORKER_GROUP,
+            consumer,
+        ]
+        for step in steps:
+            keys += step.keys
+            args += step.args
+        outcomes = await self._scripts["start"](keys=keys, args=args)
+        return [StartOutcome(int(outcome)) for outcome in outcomes]
 
     async def progress(
         self, envelope: JobEnvelope, token: str, value: float, message: str, now_ms: int
@@ -282,38 +311,56 @@ class JobStore:
         *,
         follow_up: JobEnvelope | None = None,
     ) -> bool:
-        """Commit a successful attempt, and queue `follow_up` with it; False when stale."""
+        """Commit a successful attempt, and queue `follow_up` with it; False when stale.
+
+        Completions of one queue that come together go to Redis in one batch, each fenced on
+        its own.
+        """
         keys = QueueKeys(envelope.queue)
         follow_keys, follow_args = self._follow_up(envelope, follow_up)
         event = JobCompleted(
             **self._event_base(envelope, now_ms), attempt=envelope.attempt, result=result
         )
-        return bool(
-            await self._scripts["complete"](
-                keys=[
-                    keys.job(envelope.id),
-                    keys.stream_of(envelope.priority),
-                    keys.events,
-                    keys.counts,
-                    keys.expiring,
-                    keys.jobs,
-                    *follow_keys,
-                ],
-                args=[
-                    token,
-                    entry_id,
-                    WORKER_GROUP,
-                    now_ms,
-                    encoder.encode(result),
-                    encoder.encode(event),
-                    self._settings.completed_ttl_s,
-                    self._settings.events_maxlen,
-                    DATA_FIELD,
-                    envelope.id,
-                    *follow_args,
-                ],
-            )
+        step = _Step(
+            keys=(keys.job(envelope.id), keys.stream_of(envelope.priority), *follow_keys),
+            args=(
+                token,
+                entry_id,
+                now_ms,
+                encoder.encode(result),
+                encoder.encode(event),
+                envelope.id,
+                len(follow_args),
+                *follow_args,
+            ),
         )
+        completions = self._completions.get(envelope.queue)
+        if completions is None:
+            completions = Coalescer(
+                functools.partial(self._complete_batch, envelope.queue), max_batch=MAX_BATCH_JOBS
+            )
+            self._completions[envelope.queue] = completions
+        return await completions.submit(step)
+
+    async def _complete_batch(self, queue: str, steps: list[_Step]) -> list[bool]:
+        queue_keys = QueueKeys(queue)
+        keys: list[str] = [
+            queue_keys.events,
+            queue_keys.counts,
+            queue_keys.expiring,
+            queue_keys.jobs,
+        ]
+        args: list[str | int | bytes] = [
+            WORKER_GROUP,
+            self._settings.completed_ttl_s,
+            self._settings.events_maxlen,
+            DATA_FIELD,
+        ]
+        for step in steps:
+            keys += step.keys
+            args += step.args
+        outcomes = await self._scripts["complete"](keys=keys, args=args)
+        return [bool(outcome) for outcome in outcomes]
 
     async def retry(
         self,

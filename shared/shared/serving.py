@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, NoReturn
 
 import uvicorn
+import uvloop
 
 from shared.logging import configure_logging
 from shared.settings import HttpSettings, LogSettings, SettingsError, from_env
@@ -41,7 +41,9 @@ def serve(
     # they turn that into a normal exit (status 0) rather than death by signal.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
-    asyncio.run(uvicorn.Server(config).serve())
+    # uvloop, the loop uvicorn itself picks when it runs an app: in the worker's drain profile,
+    # asyncio's pure-Python selector loop and transports were a tenth of the samples.
+    uvloop.run(uvicorn.Server(config).serve())
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:

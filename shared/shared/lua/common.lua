@@ -30,13 +30,13 @@ local function follow_up(job, stream, events, jobs, owner_jobs, id, created_ms, 
   redis.call('XADD', events, 'MAXLEN', '~', events_maxlen, '*', data, event)
 end
 
--- ARGV from `first` on: follow-up envelope ('' for none), its id, its creation ms, its queued
--- event, its record pairs.
-local function follow_up_from_argv(job, stream, events, jobs, owner_jobs, first, events_maxlen,
-                                   data)
+-- ARGV from `first` to `last`: follow-up envelope ('' for none), its id, its creation ms, its
+-- queued event, its record pairs.
+local function follow_up_from_argv(job, stream, events, jobs, owner_jobs, first, last,
+                                   events_maxlen, data)
   if ARGV[first] == '' then return end
   local record = {}
-  for i = first + 4, #ARGV do record[#record + 1] = ARGV[i] end
+  for i = first + 4, last do record[#record + 1] = ARGV[i] end
   follow_up(job, stream, events, jobs, owner_jobs, ARGV[first + 1], ARGV[first + 2],
     ARGV[first], ARGV[first + 3], record, events_maxlen, data)
 end

@@ -18,5 +18,6 @@ count(KEYS[5], 'failed', ARGV[4])
 redis.call('XACK', stream, ARGV[3], ARGV[2])
 redis.call('XDEL', stream, ARGV[2])
 redis.call('XADD', events, 'MAXLEN', '~', ARGV[9], '*', ARGV[10], ARGV[7])
-follow_up_from_argv(KEYS[8], KEYS[9], events, KEYS[7], KEYS[10], 12, ARGV[9], ARGV[10])
+follow_up_from_argv(KEYS[8], KEYS[9], events, KEYS[7], KEYS[10], 12, #ARGV, ARGV[9],
+  ARGV[10])
 return 1
