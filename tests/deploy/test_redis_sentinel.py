@@ -1,24 +1,30 @@
 """The core job path on Redis Sentinel, across a real failover: the master is killed mid-run.
 
-A master, its replica and three sentinels run from redis-server; the gateway and a worker run
-as processes with `REDIS_SENTINELS`. Jobs finish before the failover, one is running when the
-master gets SIGKILL, more are submitted once Sentinel has promoted the replica: every one of
-them must end completed (or dead, the one meant to), read back from the new master.
+A master, its replica and three sentinels run from redis-server; the gateway, a worker and the
+notifier run as processes with `REDIS_SENTINELS`. Jobs finish before the failover, one is
+running when the master gets SIGKILL, more are submitted once Sentinel has promoted the
+replica: every one of them must end completed (or dead, the one meant to), read back from the
+new master, and the notifier must push the events it reads there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack.sentinel import RedisSentinel
 from devstack.services import ServiceProcess, terminate_all
 from devstack.tokens import TokenFactory
-from tests.deploy.jobs_over_http import start_service, submit, wait_for_state
+from shared.client import connect
+from shared.contracts.events import JobCompleted
+from shared.contracts.ws import EventPush, Welcome
+from tests.deploy.jobs_over_http import JOB_TIMEOUT_S, start_service, submit, wait_for_state
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +38,7 @@ class SentinelStack:
 
     redis: RedisSentinel
     gateway: ServiceProcess
+    notifier: ServiceProcess
     workers: dict[str, ServiceProcess] = field(default_factory=dict)
 
 
@@ -48,6 +55,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jwt_secret: str) -> Iterator
             "gateway", redis.environment(), queues=QUEUES, jwt_secret=jwt_secret, log_dir=log_dir
         )
         processes.append(gateway)
+        notifier = start_service(
+            "notifier",
+            redis.environment(),
+            queues=QUEUES,
+            jwt_secret=jwt_secret,
+            log_dir=log_dir,
+            # Short blocking reads, so that it stops promptly.
+            extra={"NOTIFIER_READ_BLOCK_MS": "1000"},
+        )
+        processes.append(notifier)
         worker = start_service(
             "worker",
             redis.environment(),
@@ -65,7 +82,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, jwt_secret: str) -> Iterator
         processes.append(worker)
         for process in processes:
             process.wait_ready(60.0)
-        yield SentinelStack(redis=redis, gateway=gateway, workers={WORKER_ID: worker})
+        yield SentinelStack(
+            redis=redis, gateway=gateway, notifier=notifier, workers={WORKER_ID: worker}
+        )
     finally:
         terminate_all(processes)
         redis.stop()
@@ -120,6 +139,34 @@ def test_jobs_before_during_and_after_a_failover_all_finish(
         assert len(job["errors"]) == 1
     assert wait_for_state(stack, token, in_flight, "completed")["result"] == {"slept_s": 2.0}
     assert len(wait_for_state(stack, token, dead, "dead")["errors"]) == 2
-    # Neither process had to be restarted to follow the new master.
+    assert asyncio.run(completion_pushed(stack, token)) == {"text": "pushed"}
+    # No process had to be restarted to follow the new master.
     assert stack.gateway.is_running
+    assert stack.notifier.is_running
     assert stack.workers[WORKER_ID].is_running
+
+
+async def completion_pushed(stack: SentinelStack, token: str) -> Any:
+    """Submit a job while connected to the notifier; the result its completion push carries."""
+    url = stack.notifier.base_url.replace("http://", "ws://", 1) + "/ws"
+    async with (
+        connect(url, token, reconnect=False) as client,
+        httpx.AsyncClient(timeout=5.0) as http,
+        asyncio.timeout(JOB_TIMEOUT_S),
+    ):
+        assert isinstance(await anext(aiter(client)), Welcome)
+        answer = await http.post(
+            f"{stack.gateway.base_url}/v1/jobs",
+            json=echo("pushed"),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        async for message in client:
+            if (
+                isinstance(message, EventPush)
+                and isinstance(message.event, JobCompleted)
+                and message.event.job_id == job_id
+            ):
+                return message.event.result
+    pytest.fail(f"the notifier closed before pushing the completion of {job_id}")
