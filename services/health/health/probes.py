@@ -52,11 +52,10 @@ def redis_ping(client: Redis) -> Probe:
     """
 
     async def probe() -> Sequence[Finding] | None:
-        pool = client.connection_pool
         master: tuple[str, int] | None = None
         if isinstance(client, RedisCluster):
             answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
-        elif isinstance(pool, SentinelConnectionPool):
+        elif isinstance(pool := client.connection_pool, SentinelConnectionPool):
             # Where the master is now: when it moved, the pool drops its idle connections to
             # the former one, so the PING below goes to the master the sentinels name.
             master = await pool.get_master_address()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
