@@ -47,8 +47,8 @@ class MasterFollowingConnection(SentinelManagedConnection):
 
     redis-py 8.1 asks only when the pool hands out a connection: a command retried after its
     connection broke reconnects to the address it had, so every retry during a failover goes to
-    the dead master (redis/redis-py#3874, open). Asking here costs one round trip to a
-    sentinel per new connection, the first included.
+    the dead master (redis/redis-py#3874, open). Asking here too costs a connection the pool
+    opens a second round trip to a sentinel, once: pooled connections live long.
     """
 
     async def connect_check_health(
@@ -93,7 +93,8 @@ def sentinel_client(settings: RedisSettings, **options: Any) -> Redis:
     connection.pop("port", None)
     connection |= master_following(settings)
     connection |= options
-    # Without sentinel_kwargs, redis-py would reach the sentinels with the socket options only.
+    # redis-py gives the sentinels the socket options only when it gets no sentinel_kwargs;
+    # ours carry the sentinels' password, so they copy the socket options themselves.
     sentinel_kwargs = {key: value for key, value in connection.items() if key.startswith("socket_")}
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
         settings.sentinel_addresses,
