@@ -20,6 +20,11 @@ class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
 
     With `REDIS_CLUSTER=true`, `REDIS_URL` names any one node of a Redis Cluster (database 0);
     the client discovers the others.
+
+    With `REDIS_SENTINELS` (host:port,host:port,...), Redis Sentinel names the master of
+    `REDIS_SENTINEL_MASTER`, again after a failover; `REDIS_URL` then gives only the password,
+    database and scheme, and its host and port are not used. `REDIS_SENTINEL_PASSWORD` is the
+    sentinels' own password (`requirepass` in sentinel.conf), if they have one.
     """
 
     env_prefix: ClassVar[str] = "REDIS_"
@@ -29,6 +34,39 @@ class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
     # Connections one process opens at most; a command waits up to `pool_timeout_s` for one.
     max_connections: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 100
     pool_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    sentinels: tuple[str, ...] = ()
+    # The name Redis's own examples and the common Helm charts give a sentinel-monitored master,
+    # so that a stock Sentinel deployment works without setting it.
+    sentinel_master: str = "mymaster"
+    # Empty: the sentinels ask for no password.
+    sentinel_password: str = ""
+
+    def __post_init__(self) -> None:
+        if self.sentinels and self.cluster:
+            raise SettingsError(
+                "REDIS_SENTINELS and REDIS_CLUSTER=true exclude each other: "
+                "Sentinel watches one master, a cluster has its own failover"
+            )
+        if self.sentinels and not self.url.startswith(("redis://", "rediss://")):
+            raise SettingsError("with REDIS_SENTINELS, REDIS_URL must be redis:// or rediss://")
+        if self.sentinels and not self.sentinel_master:
+            raise SettingsError("REDIS_SENTINEL_MASTER must name the master sentinels watch")
+        for address in self.sentinels:
+            _host_and_port(address)
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """`REDIS_SENTINELS` as (host, port) pairs."""
+        return tuple(_host_and_port(address) for address in self.sentinels)
+
+
+def _host_and_port(address: str) -> tuple[str, int]:
+    """`host:port` (or `[v6 address]:port`) as a pair, or a SettingsError naming it."""
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65_536:
+        raise SettingsError(f"REDIS_SENTINELS entry {address!r} is not host:port")
+    return host, int(port)
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, kw_only=True):

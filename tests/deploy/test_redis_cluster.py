@@ -10,26 +10,22 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
 from redis.cluster import RedisCluster as SyncRedisCluster
 
 from devstack.cluster import RedisCluster
-from devstack.ports import free_port
-from devstack.services import SERVICES, ServiceProcess, service_environment, terminate_all
+from devstack.services import ServiceProcess, terminate_all
 from devstack.tokens import TokenFactory
 from shared.contracts.codec import dead_letter_decoder
-from shared.settings import DatabaseSettings
 from shared.streams import DATA_FIELD, WORKER_GROUP, QueueKeys
+from tests.deploy.jobs_over_http import JOB_TIMEOUT_S, start_service, submit, wait_for_state
 
 pytestmark = pytest.mark.slow
 
-SPECS = {spec.name: spec for spec in SERVICES}
 WORKER_IDS = ("cluster-w1", "cluster-w2")
-JOB_TIMEOUT_S = 20.0
 VISIBILITY_TIMEOUT_S = 2
 
 
@@ -66,14 +62,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, jwt_secret: str) -> Iterat
     processes: list[ServiceProcess] = []
     try:
         gateway = start_service(
-            "gateway", redis, queues=queues, jwt_secret=jwt_secret, log_dir=root / "logs"
+            "gateway",
+            redis.environment(),
+            queues=queues,
+            jwt_secret=jwt_secret,
+            log_dir=root / "logs",
         )
         processes.append(gateway)
         running = Cluster(redis, queues, gateway)
         for worker_id in WORKER_IDS:
             worker = start_service(
                 "worker",
-                redis,
+                redis.environment(),
                 queues=queues,
                 jwt_secret=jwt_secret,
                 log_dir=root / "logs",
@@ -92,65 +92,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, jwt_secret: str) -> Iterat
     finally:
         terminate_all(processes)
         redis.stop()
-
-
-def start_service(
-    name: str,
-    redis: RedisCluster,
-    *,
-    queues: tuple[str, str],
-    jwt_secret: str,
-    log_dir: Path,
-    extra: dict[str, str] | None = None,
-) -> ServiceProcess:
-    """Launch one service on the cluster (without waiting for it to be live)."""
-    port = free_port()
-    env = service_environment(
-        SPECS[name],
-        {name: port},
-        redis_url=redis.url,
-        # Neither the gateway nor the worker reads PostgreSQL; the default stays unused.
-        database_url=DatabaseSettings().url,
-        jwt_secret=jwt_secret,
-        queue_names=",".join(queues),
-    )
-    env["REDIS_CLUSTER"] = "true"
-    env |= extra or {}
-    log_name = extra["WORKER_ID"] if extra else name
-    process = ServiceProcess(SPECS[name], port, env, log_path=log_dir / f"{log_name}.log")
-    process.start()
-    return process
-
-
-def submit(cluster: Cluster, token: str, job: dict[str, Any]) -> str:
-    """POST a job to the gateway; its id."""
-    answer = httpx.post(
-        f"{cluster.gateway.base_url}/v1/jobs",
-        json=job,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=5.0,
-    )
-    assert answer.status_code == 202, answer.text
-    job_id: str = answer.json()["id"]
-    return job_id
-
-
-def wait_for_state(cluster: Cluster, token: str, job_id: str, state: str) -> dict[str, Any]:
-    """GET the job until it is in `state`; fail with its last view and the logs otherwise."""
-    deadline = time.monotonic() + JOB_TIMEOUT_S
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        answer = httpx.get(
-            f"{cluster.gateway.base_url}/v1/jobs/{job_id}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5.0,
-        )
-        body = answer.json()
-        if body.get("state") == state:
-            return body
-        time.sleep(0.05)
-    logs = "\n".join(worker.log_tail(20) for worker in cluster.workers.values())
-    pytest.fail(f"job {job_id} not {state} within {JOB_TIMEOUT_S}s: {body}\n{logs}")
 
 
 def test_two_queues_live_on_different_masters(cluster: Cluster) -> None:

@@ -89,6 +89,10 @@ class RedisCluster(Managed):
         """`redis://:password@127.0.0.1:port/0` of the first node; clients find the others."""
         return f"redis://:{quote(self._password, safe='')}@{LOOPBACK}:{self.nodes[0].port}/0"
 
+    def environment(self) -> dict[str, str]:
+        """The REDIS_* variables that point a service at this cluster."""
+        return {"REDIS_URL": self.url, "REDIS_CLUSTER": "true"}
+
     def start(self, timeout_s: float = 60.0) -> None:
         """Start every node, join them and assign the slots; return once the cluster is ok."""
         try:

@@ -154,7 +154,11 @@ class _Child(Managed):
 
 
 class RedisServer(_Child):
-    """A redis-server with AOF on (fsync every second) and a password, on 127.0.0.1."""
+    """A redis-server with AOF on (fsync every second) and a password, on 127.0.0.1.
+
+    With `replica_of` (a port on 127.0.0.1) it starts as that server's replica; every server
+    authenticates to its master with its own password, so all in one set share it.
+    """
 
     def __init__(
         self,
@@ -163,6 +167,7 @@ class RedisServer(_Child):
         password: str,
         *,
         binary: str = "redis-server",
+        replica_of: int | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         super().__init__("redis-server", directory / "redis.log")
@@ -170,6 +175,7 @@ class RedisServer(_Child):
         self._port = port
         self._password = password
         self._binary = binary
+        self._replica_of = replica_of
 
     @property
     def port(self) -> int:
@@ -207,13 +213,20 @@ class RedisServer(_Child):
                 "--bind", LOOPBACK,
                 "--dir", str(self._directory),
                 "--requirepass", self._password,
+                "--masterauth", self._password,
                 "--appendonly", "yes",
                 "--appendfsync", "everysec",
                 "--save", "",
                 "--daemonize", "no",
+                *self._replication_args(),
             ],
         )  # fmt: skip
         self._await(self._answers_ping, timeout_s)
+
+    def _replication_args(self) -> tuple[str, ...]:
+        if self._replica_of is None:
+            return ()
+        return ("--replicaof", LOOPBACK, str(self._replica_of))
 
     def _answers_ping(self) -> bool:
         return redis_answers_ping(self._port, self._password)

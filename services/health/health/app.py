@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
+from typing import Any
 
 import httpx
 from litestar import Litestar, MediaType, Response, get
@@ -36,6 +37,7 @@ from health.redischecks import redis_aof, redis_memory
 from health.settings import HealthSettings
 from health.workers import worker_heartbeats
 from shared.connections import redis_client as shared_redis_client
+from shared.connections import sentinel_client
 from shared.db.session import create_engine, create_sessionmaker
 from shared.recentlogs import RecentLogs
 from shared.runtime.listener import SettingsListener, follow_log_level
@@ -115,14 +117,18 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             # No retries inside a probe: the check reports what it sees now, within its timeout.
-            # A cluster client is typed as Redis, as shared.connections explains.
-            client_class = RedisCluster if redis.cluster else Redis
-            redis_client: Redis = client_class.from_url(  # type: ignore[assignment]
-                redis.url,
-                socket_connect_timeout=timeout_s,
-                socket_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0),
-            )
+            options: dict[str, Any] = {
+                "socket_connect_timeout": timeout_s,
+                "socket_timeout": timeout_s,
+                "retry": Retry(NoBackoff(), 0),
+            }
+            redis_client: Redis
+            if redis.sentinels:
+                redis_client = sentinel_client(redis, **options)
+            else:
+                # A cluster client is typed as Redis, as shared.connections explains.
+                client_class = RedisCluster if redis.cluster else Redis
+                redis_client = client_class.from_url(redis.url, **options)  # type: ignore[assignment]
             stack.push_async_callback(redis_client.aclose)
             engine = create_engine(database)
             stack.push_async_callback(engine.dispose)

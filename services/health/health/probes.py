@@ -14,6 +14,7 @@ from typing import Protocol
 import httpx
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,15 +48,26 @@ def redis_ping(client: Redis) -> Probe:
     """PING through the client's pool; a cluster client pings every master.
 
     A cluster client would ask one node only, yet a master that is down takes its queues along.
+    A client of Sentinel's master asks the sentinels first and reports the master they name.
     """
 
-    async def probe() -> None:
+    async def probe() -> Sequence[Finding] | None:
+        master: tuple[str, int] | None = None
         if isinstance(client, RedisCluster):
             answered = await client.ping(target_nodes=RedisCluster.PRIMARIES)
+        elif isinstance(pool := client.connection_pool, SentinelConnectionPool):
+            # Where the master is now: when it moved, the pool drops its idle connections to
+            # the former one, so the PING below goes to the master the sentinels name.
+            master = await pool.get_master_address()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+            answered = await client.ping()
         else:
             answered = await client.ping()
         if not answered:
             raise ProbeFailedError("PING was not answered with PONG")
+        if master is None:
+            return None
+        host, port = master
+        return [Finding(ok=True, component_id=f"{host}:{port}", output="master named by Sentinel")]
 
     return probe
 

@@ -9,7 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusConfig
@@ -28,7 +28,7 @@ from notifier.presence import RedisPresence
 from notifier.recovery import RedisHistory
 from notifier.settings import NotifierSettings
 from notifier.source import RedisEventSource
-from shared.connections import RETRY_ON
+from shared.connections import RETRY_ON, sentinel_client
 from shared.db.session import create_engine, create_sessionmaker
 from shared.notifications import NotificationRepository
 from shared.recentlogs import RecentLogs
@@ -68,15 +68,17 @@ def create_app(
         )
     else:
         # A blocking pool: a burst of catch-ups waits for a free connection rather than failing.
-        pool = BlockingConnectionPool.from_url(
-            redis.url,
-            max_connections=notifier.redis_max_connections,
-            timeout=timeout_s,
-            protocol=2,
-            socket_connect_timeout=timeout_s,
-            socket_timeout=socket_timeout_s,
-        )
-        client = Redis.from_pool(pool)
+        options: dict[str, Any] = {
+            "max_connections": notifier.redis_max_connections,
+            "timeout": timeout_s,
+            "protocol": 2,
+            "socket_connect_timeout": timeout_s,
+            "socket_timeout": socket_timeout_s,
+        }
+        if redis.sentinels:
+            client = sentinel_client(redis, **options)
+        else:
+            client = Redis.from_pool(BlockingConnectionPool.from_url(redis.url, **options))
     hub = Hub()
     source = RedisEventSource(client, queues.names, hub, notifier, cluster=redis.cluster)
     history = RedisHistory(client, notifier.catch_up_page_size, notifier.catch_up_max_entries)

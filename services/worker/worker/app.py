@@ -7,18 +7,25 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import msgspec
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream, AsgiResponse, get, make_ping_asgi
-from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
+from faststream.redis import RedisBroker, RedisClusterBroker, RedisSentinelBroker, StreamSub
 from faststream.redis.message import RedisBatchStreamMessage
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import CollectorRegistry, make_asgi_app
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.connections import REDIS_FAILURES, RETRY_ON, redis_client
+from shared.connections import (
+    REDIS_FAILURES,
+    RETRY_ON,
+    master_following,
+    redis_client,
+    sentinel_auth,
+)
 from shared.contracts.repeatables import Repeatable
 from shared.db.session import create_engine, create_sessionmaker
 from shared.jobstore import JobStore, StoreSettings
@@ -219,22 +226,34 @@ def create_app(
 
 
 def _broker(settings: Settings, metrics: CollectorRegistry) -> RedisBroker:
-    # Each lane's stream is one key, so a cluster broker reads it from the master of its slot.
-    broker_class = RedisClusterBroker if settings.redis.cluster else RedisBroker
-    return broker_class(
-        settings.redis.url,
-        graceful_timeout=settings.worker.grace_s,
+    redis = settings.redis
+    options: dict[str, Any] = {
+        "graceful_timeout": settings.worker.grace_s,
         # The consumers take no injected arguments. With FastDepends on, the message argument
         # (a Context field, resolved by a sync function) cost a thread-pool hop per job: a fifth
         # of the worker's CPU (make bench, py-spy).
-        apply_types=False,
-        middlewares=[RedisPrometheusMiddleware(registry=metrics)],
-        logger=logging.getLogger("worker.broker"),
+        "apply_types": False,
+        "middlewares": [RedisPrometheusMiddleware(registry=metrics)],
+        "logger": logging.getLogger("worker.broker"),
         # FastStream's two lines per message ("Received", "Processed") at DEBUG: at thousands of
         # jobs a second, formatting them cost a fifth of the worker's CPU (make bench, py-spy).
-        log_level=logging.DEBUG,
-        retry_on_error=list(RETRY_ON),
-    )
+        "log_level": logging.DEBUG,
+        "retry_on_error": list(RETRY_ON),
+    }
+    if redis.sentinels:
+        # Its client comes from Sentinel.master_for; the connection class is ours, so that a
+        # read retried during a failover goes to the new master (see shared.connections).
+        return RedisSentinelBroker(
+            redis.url,
+            sentinels=redis.sentinel_addresses,
+            sentinel_master_name=redis.sentinel_master,
+            sentinel_kwargs=sentinel_auth(redis),
+            **master_following(redis),
+            **options,
+        )
+    # Each lane's stream is one key, so a cluster broker reads it from the master of its slot.
+    broker_class = RedisClusterBroker if redis.cluster else RedisBroker
+    return broker_class(redis.url, **options)
 
 
 def _runtime_settings(  # noqa: PLR0917 - the parts the settings steer
