@@ -160,6 +160,12 @@ def test_health_probes_the_compose_services_on_their_ports(services: dict[str, A
         assert urlsplit(getattr(defaults, f"{name}_url")).port == EXPECTED_PORTS[name]
 
 
+def test_the_consoles_gateway_reads_health_by_its_compose_name(services: dict[str, Any]) -> None:
+    # The default, 127.0.0.1, is the gateway's own container under compose.
+    url = urlsplit(services["gateway"]["environment"]["CONSOLE_HEALTH_URL"])
+    assert (url.hostname, url.port) == ("health", EXPECTED_PORTS["health"])
+
+
 def test_services_reach_redis_and_postgres_by_their_compose_names(
     services: dict[str, Any],
 ) -> None:

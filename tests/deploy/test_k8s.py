@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from litestar import Litestar
@@ -493,6 +494,7 @@ def test_ingress_routes_the_api_and_the_websocket_with_long_timeouts(
     assert backends == {
         "/v1": "conduit-gateway",
         "/schema": "conduit-gateway",
+        "/console": "conduit-gateway",
         "/ws": "conduit-notifier",
     }
     for path, service in backends.items():
@@ -512,6 +514,19 @@ def test_health_probes_the_services_by_their_service_names(objects: list[dict[st
     for name in ("gateway", "notifier"):
         url = environment[f"HEALTH_{name.upper()}_URL"]["value"]
         assert url == f"http://conduit-{name}:{SERVICES[name]}"
+
+
+def test_the_console_reads_health_by_its_service_name_and_opens_the_ingress_websocket(
+    objects: list[dict[str, Any]],
+) -> None:
+    gateway = env_of(containers(objects)["gateway"])
+    notifier = env_of(containers(objects)["notifier"])
+    assert gateway["CONSOLE_HEALTH_URL"]["value"] == f"http://conduit-health:{SERVICES['health']}"
+    websocket = urlsplit(gateway["CONSOLE_NOTIFIER_URL"]["value"])
+    origin = urlsplit(notifier["NOTIFIER_ALLOWED_ORIGINS"]["value"])
+    assert (websocket.scheme, websocket.path) == ("wss", "/ws")
+    # The console's pages come from the Ingress host, which the notifier lets open the socket.
+    assert (origin.scheme, origin.hostname) == ("https", websocket.hostname)
 
 
 def test_disruption_budgets_and_autoscalers_target_the_right_pods(
