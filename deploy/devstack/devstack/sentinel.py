@@ -16,7 +16,7 @@ from typing import Any, cast
 import redis
 
 from devstack.ports import LOOPBACK, free_port
-from devstack.servers import Managed, RedisServer, ServerError, _Child, log_tail
+from devstack.servers import Managed, RedisServer, ServerError, _Child, log_tail, redis_answers_ping
 
 _POLL_S = 0.1
 SENTINELS = 3
@@ -74,7 +74,7 @@ class SentinelNode(_Child):
         )
         config.chmod(0o600)
         self._spawn([binary, str(config), "--sentinel"])
-        self._await(self._answers_ping, timeout_s)
+        self._await(lambda: redis_answers_ping(self.port, self._password), timeout_s)
 
     def client(self) -> redis.Redis:
         """A synchronous client of this sentinel."""
@@ -85,15 +85,6 @@ class SentinelNode(_Child):
             socket_timeout=1.0,
             socket_connect_timeout=1.0,
         )
-
-    def _answers_ping(self) -> bool:
-        client = self.client()
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM and wait for it to exit."""
