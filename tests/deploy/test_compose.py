@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import ast
-import importlib
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,41 +12,16 @@ import pytest
 
 from devstack.services import SERVICES
 from health.settings import HealthSettings
+from tests.deploy.composefile import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    ROOT,
+    SECRETS,
+    compose_services,
+    run_config,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
-SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "JWT_SECRET")
 EXPECTED_PORTS = {"gateway": 8000, "notifier": 8001, "health": 8002, "worker": 8003}
-
-
-def docker_compose() -> str:
-    """The docker-compose binary; its absence fails the test, since `make install` provides it."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.fail("docker-compose is missing: run `bash deploy/install-system-packages.sh`")
-    return binary
-
-
-def run_config(env: Mapping[str, str], env_file: Path) -> subprocess.CompletedProcess[str]:
-    """`docker-compose config` with exactly `env` (plus PATH and HOME); no stray .env is read."""
-    return subprocess.run(
-        [
-            docker_compose(),
-            "--file",
-            str(COMPOSE_FILE),
-            "--project-directory",
-            str(ROOT),
-            "--env-file",
-            str(env_file),
-            "config",
-        ],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +33,8 @@ def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def services(empty_env_file: Path) -> dict[str, Any]:
-    """The resolved compose services, with a value for every required variable."""
-    completed = run_config({name: f"{name.lower()}-value" for name in SECRETS}, empty_env_file)
-    assert completed.returncode == 0, completed.stderr
-    # PyYAML ships no type hints; it comes with litestar[standard] and uvicorn[standard].
-    yaml = importlib.import_module("yaml")
-    config: dict[str, Any] = yaml.safe_load(completed.stdout)
-    resolved: dict[str, Any] = config["services"]
-    return resolved
+    """The resolved compose services, with a value of its own for every required variable."""
+    return compose_services(empty_env_file, env={name: f"{name.lower()}-value" for name in SECRETS})
 
 
 def app_services(services: dict[str, Any]) -> dict[str, Any]:

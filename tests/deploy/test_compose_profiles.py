@@ -3,13 +3,11 @@ the compose file, the settings the services read, and the metrics the services e
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,18 +16,15 @@ import litestar.plugins.prometheus.middleware as litestar_metrics
 import pytest
 
 from shared.telemetry import configure_tracing
+from tests.deploy.composefile import COMPOSE_FILE, ENV_EXAMPLE, ROOT, compose_services, load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
 COLLECTOR_CONFIG = DEPLOY / "otel-collector.yaml"
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "conduit.json"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yaml"
 DASHBOARD_PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "conduit.yaml"
 ALERTS = DEPLOY / "alerts.yml"
-SECRETS = dict.fromkeys(("REDIS_PASSWORD", "POSTGRES_PASSWORD", "JWT_SECRET"), "value")
 APP_SERVICES = ("gateway", "worker", "notifier", "health")
 # The components of the core distribution (otel/opentelemetry-collector), from its manifest in
 # open-telemetry/opentelemetry-collector-releases (distributions/otelcol/manifest.yaml).
@@ -61,48 +56,6 @@ CORE_COLLECTOR = {
 PROMQL_WORDS = re.compile(r"\b(conduit_[a-z0-9_]+)\b")
 # The exposition adds these to a metric's registered name (counters, histograms).
 SAMPLE_SUFFIXES = ("_bucket", "_sum", "_count", "_total")
-
-
-def load_yaml(text: str) -> Any:
-    # PyYAML ships no type hints; it comes with litestar[standard] and uvicorn[standard].
-    yaml = importlib.import_module("yaml")
-    return yaml.safe_load(text)
-
-
-def compose_config(
-    env_file: Path, *profiles: str, env: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The services `docker-compose config` resolves with these profiles and variables."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        pytest.fail("docker-compose is missing: run `bash deploy/install-system-packages.sh`")
-    completed = subprocess.run(
-        [
-            binary,
-            "--file",
-            str(COMPOSE_FILE),
-            "--project-directory",
-            str(ROOT),
-            # No stray .env of a developer is read.
-            "--env-file",
-            str(env_file),
-            *(arg for profile in profiles for arg in ("--profile", profile)),
-            "config",
-        ],
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/"),
-            **SECRETS,
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    services: dict[str, Any] = load_yaml(completed.stdout)["services"]
-    return services
 
 
 def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
@@ -178,7 +131,7 @@ def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def profiled(empty_env_file: Path) -> dict[str, Any]:
     """The services with both profiles on, and the collector as the OTLP endpoint."""
-    return compose_config(
+    return compose_services(
         empty_env_file,
         "otel",
         "grafana",
@@ -201,7 +154,7 @@ def test_each_profile_adds_its_service_and_nothing_runs_only_with_it(
 def test_services_export_no_spans_unless_an_endpoint_is_given(
     profiled: dict[str, Any], empty_env_file: Path
 ) -> None:
-    default = compose_config(empty_env_file)
+    default = compose_services(empty_env_file)
     for name in APP_SERVICES:
         assert default[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "", name
         endpoint = profiled[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -268,7 +221,7 @@ def test_grafana_is_published_on_the_loopback_only_and_keeps_no_password_default
     assert [published(port) for port in profiled["grafana"]["ports"]] == [("127.0.0.1", 3000, 3000)]
     text = COMPOSE_FILE.read_text()
     assert "${GRAFANA_ADMIN_PASSWORD:-}" in text
-    given = compose_config(empty_env_file, "grafana", env={"GRAFANA_ADMIN_PASSWORD": "chosen"})
+    given = compose_services(empty_env_file, "grafana", env={"GRAFANA_ADMIN_PASSWORD": "chosen"})
     assert given["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "chosen"
 
 

@@ -4,7 +4,6 @@ with compose and the runbook, and scraping the running stack with the real Prome
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from devstack.ports import LOOPBACK, free_port
 from devstack.services import SERVICES
 from devstack.stack import Stack
+from tests.deploy.composefile import compose_services
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -26,7 +26,6 @@ CONFIG = DEPLOY / "prometheus.yml"
 RULES = DEPLOY / "alerts.yml"
 RULE_TESTS = DEPLOY / "alerts.test.yml"
 RUNBOOK = ROOT / "docs" / "operations.md"
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 PORTS = {spec.name: spec.port for spec in SERVICES}
 # Replicas of these are found by DNS, so that `--scale` adds scrape targets by itself.
 SCALED = {"worker", "notifier"}
@@ -137,36 +136,9 @@ def published(port: str | dict[str, Any]) -> tuple[str, int, int]:
 def test_compose_runs_prometheus_with_the_config_and_rules_on_the_loopback_only(
     tmp_path: Path,
 ) -> None:
-    docker_compose = shutil.which("docker-compose")
-    if docker_compose is None:
-        pytest.fail("docker-compose is missing: run `bash deploy/install-system-packages.sh`")
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    secrets = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "JWT_SECRET")
-    completed = subprocess.run(
-        [
-            docker_compose,
-            "--file",
-            str(COMPOSE_FILE),
-            "--project-directory",
-            str(ROOT),
-            "--env-file",
-            str(env_file),
-            "config",
-        ],
-        env={
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/"),
-            **dict.fromkeys(secrets, "value"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    yaml = importlib.import_module("yaml")
-    prometheus = yaml.safe_load(completed.stdout)["services"]["prometheus"]
+    prometheus = compose_services(env_file)["prometheus"]
     assert prometheus["image"].startswith("prom/prometheus:v")
     mounts = dict(bind_mount(volume) for volume in prometheus["volumes"])
     config_target = next(
