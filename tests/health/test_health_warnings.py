@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -31,12 +30,12 @@ from health.queuechecks import (
 from health.redischecks import aof_finding, memory_finding
 from health.settings import HealthSettings
 from shared.clock import now_ms
-from shared.contracts.jobs import JobEnvelope
 from shared.heartbeats import Heartbeat
 from shared.jobstore import JobStore
 from shared.queuestats import LaneStats, QueueSnapshot, QueueStats
 from shared.settings import DatabaseSettings, RedisSettings
 from shared.streams import DATA_FIELD, Lane
+from tests.envelopes import job_envelope
 from tests.streams import read_group
 
 Serve = Callable[[Litestar], AbstractAsyncContextManager[str]]
@@ -190,20 +189,6 @@ def test_aof_off_or_failing_warns() -> None:
 # Fabricated on a real Redis, through GET /health.
 
 
-def envelope() -> JobEnvelope:
-    now = now_ms()
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now,
-        due_at_ms=now,
-        payload=msgspec.Raw(b'{"text":"hi"}'),
-    )
-
-
 @pytest.fixture
 def health(
     serve: Serve,
@@ -260,7 +245,7 @@ async def test_queue_lag_over_its_limit_warns_with_200(health: Health, store: Jo
         response = await client.get("/health")
         assert response.json()["status"] == "pass"
         for _ in range(3):
-            await store.enqueue(envelope())
+            await store.enqueue(job_envelope())
         doc = await warned(client, "queues:lag")
     assert doc["status"] == "warn"
     assert warnings(doc) == {"queues:lag": ["3 jobs wait unread, over 2"]}
@@ -277,7 +262,7 @@ async def test_an_old_pending_job_warns_with_200(
 ) -> None:
     # An entry id is its stream's clock: one a minute old, read and never finished.
     old_id = f"{now_ms() - 60_000}-0"
-    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(envelope())}, id=old_id)
+    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(job_envelope())}, id=old_id)
     await read_group(redis, NORMAL.stream, "stuck-worker", count=1)
     async with health(warn_pending_age_s=30) as client:
         doc = await warned(client, "queues:oldestPendingAge")
@@ -292,7 +277,7 @@ async def test_new_dead_letters_warn_with_200_for_the_window_then_pass(
 ) -> None:
     async with health(warn_dead_letters_window_s=1.0) as client:
         assert (await client.get("/health")).json()["status"] == "pass"
-        await store.enqueue(envelope())
+        await store.enqueue(job_envelope())
         [(entry_id, raw)] = await read_group(redis, NORMAL.stream, "worker-1")
         await store.reject(NORMAL, entry_id, raw.decode(), "does not decode", now_ms())
         doc = await warned(client, "queues:deadLetters")
@@ -365,7 +350,7 @@ async def test_every_warn_check_warning_at_once_still_answers_200(
     health: Health, redis: Redis, store: JobStore, maxmemory: int, aof_off: None
 ) -> None:
     old_id = f"{now_ms() - 60_000}-0"
-    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(envelope())}, id=old_id)
+    await redis.xadd(NORMAL.stream, {DATA_FIELD: msgspec.json.encode(job_envelope())}, id=old_id)
     await read_group(redis, NORMAL.stream, "stuck-worker", count=1)
     async with health(
         warn_lag_jobs=0,
@@ -373,10 +358,10 @@ async def test_every_warn_check_warning_at_once_still_answers_200(
         warn_dead_letters_window_s=60,
         warn_redis_memory_ratio=0.1,
     ) as client:
-        await store.enqueue(envelope())
+        await store.enqueue(job_envelope())
         [(entry_id, raw)] = await read_group(redis, NORMAL.stream, "worker-1")
         await store.reject(NORMAL, entry_id, raw.decode(), "does not decode", now_ms())
-        await store.enqueue(envelope())
+        await store.enqueue(job_envelope())
         deadline = time.monotonic() + 5
         while True:
             response = await client.get("/health")

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import uuid
 
-import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from shared.clock import now_ms
-from shared.contracts.jobs import JobEnvelope
 from shared.heartbeats import read_heartbeats
 from shared.streams import WORKERS_KEY, Lane, worker_heartbeat
+from tests.envelopes import job_envelope
 from worker.heartbeat import TTL_BEATS, HeartbeatLoop, JobActivity
 from worker.settings import WorkerSettings
 
@@ -32,20 +29,6 @@ class Holding:
         return self.held.get(lane, [])
 
 
-def envelope() -> JobEnvelope:
-    now = now_ms()
-    return JobEnvelope(
-        id=str(uuid.uuid4()),
-        type="demo.echo",
-        queue="default",
-        owner="alice",
-        max_attempts=3,
-        enqueued_at_ms=now,
-        due_at_ms=now,
-        payload=msgspec.Raw(b'{"text":"hi"}'),
-    )
-
-
 async def test_a_beat_says_who_the_worker_is_what_it_holds_and_when_it_last_ran_a_job(
     redis: Redis,
 ) -> None:
@@ -54,7 +37,7 @@ async def test_a_beat_says_who_the_worker_is_what_it_holds_and_when_it_last_ran_
     loop = HeartbeatLoop(
         redis, runner, activity, SETTINGS, ("default", "reports"), stopping=lambda: False
     )
-    first, second = envelope(), envelope()
+    first, second = job_envelope(), job_envelope()
     activity.started(first, 1_000)
     activity.started(second, 1_500)
     activity.finished(first, 0.5, ok=True)
